@@ -1,0 +1,129 @@
+//! `NatsKv`: the [`Kv`] on a NATS JetStream KV bucket, shared by every dispatcher.
+//!
+//! Requires nats-server 2.10 or newer (async-nats cannot read 2.9's account info when creating
+//! a bucket). Filtered listings use an ordered consumer with a subject filter and
+//! "last per subject" delivery, so listing one channel reads only that channel's keys.
+
+use super::{Kv, KvError};
+use async_nats::jetstream::{self, consumer, kv};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::time::Duration;
+
+/// How long one filtered listing may take before it is reported as unavailable.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`Kv`] backed by a JetStream KV bucket.
+#[derive(Clone)]
+pub struct NatsKv {
+    store: kv::Store,
+    client: async_nats::Client,
+}
+
+impl NatsKv {
+    /// Opens `bucket`, creating it when missing. `max_age` expires entries (zero: never).
+    pub async fn open(
+        client: async_nats::Client,
+        bucket: &str,
+        max_age: Duration,
+    ) -> Result<NatsKv, KvError> {
+        let js = jetstream::new(client.clone());
+        let store = match js.get_key_value(bucket).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: bucket.to_string(),
+                    history: 1,
+                    max_age,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| {
+                    KvError::Unavailable(format!(
+                        "cannot create JetStream KV bucket {bucket:?} (is JetStream enabled, \
+                         nats-server -js, version 2.10 or newer?): {e}"
+                    ))
+                })?,
+        };
+        Ok(NatsKv { store, client })
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> KvError {
+    KvError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl Kv for NatsKv {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, KvError> {
+        self.store.get(key).await.map_err(unavailable)
+    }
+
+    async fn put(&self, key: &str, value: Bytes) -> Result<(), KvError> {
+        self.store.put(key, value).await.map(|_| ()).map_err(unavailable)
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<bool, KvError> {
+        match self.store.create(key, value).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        // Purge rather than delete: nobody reads history, and purged keys take no space.
+        self.store.purge(key).await.map_err(unavailable)
+    }
+
+    async fn entries(&self, filter: &str) -> Result<Vec<(String, Bytes)>, KvError> {
+        let prefix = &self.store.prefix;
+        let consumer = self
+            .store
+            .stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: format!("{prefix}{filter}"),
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                replay_policy: consumer::ReplayPolicy::Instant,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(Vec::new());
+        }
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut found = Vec::new();
+        let collect = async {
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(unavailable)?;
+                let info = message.info().map_err(unavailable)?;
+                let pending = info.pending;
+                let deleted = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("KV-Operation"))
+                    .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
+                if !deleted {
+                    if let Some(key) = message.subject.strip_prefix(prefix.as_str()) {
+                        found.push((key.to_string(), message.payload.clone()));
+                    }
+                }
+                if pending == 0 {
+                    break;
+                }
+            }
+            Ok::<(), KvError>(())
+        };
+        tokio::time::timeout(LIST_TIMEOUT, collect)
+            .await
+            .map_err(|_| KvError::Unavailable(format!("listing {filter} timed out")))??;
+        Ok(found)
+    }
+
+    async fn is_ready(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}

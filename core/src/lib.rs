@@ -1,0 +1,26 @@
+//! The wire contract and the seams every Herald role is built on.
+//!
+//! # Layout
+//! - [`protocol`]: client frames (decode), server frames (encode), the notify body, error codes.
+//! - [`names`]: what a channel, event or user name may be, and how names become KV key tokens.
+//! - [`subjects`]: every bus subject and KV key Herald uses, built in one place.
+//! - [`messages`]: what roles say to each other over the bus.
+//! - [`bus`]: the [`bus::Bus`] seam (publish, request, subscribe) with a memory and a NATS
+//!   implementation side by side.
+//! - [`kv`]: the [`kv::Kv`] seam (get, put, create, delete, filtered listing) with a memory and a
+//!   JetStream KV implementation side by side.
+//! - [`credentials`]: argon2id verification with a verdict cache, for API keys and passwords.
+//! - [`token`]: HS256 JWT minting and verification.
+//! - [`metrics`]: counters rendered in the Prometheus text format.
+
+pub mod bus;
+pub mod credentials;
+pub mod kv;
+pub mod messages;
+pub mod metrics;
+pub mod names;
+pub mod protocol;
+pub mod subjects;
+pub mod token;
+
+pub use protocol::error::{ErrorCode, HeraldError};

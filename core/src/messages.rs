@@ -1,0 +1,176 @@
+//! What Herald's roles say to each other over the bus: commands, deliveries, queries, control.
+
+use crate::protocol::client_frames::IdentAuth;
+use crate::protocol::error::HeraldError;
+use crate::protocol::notify::Targets;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Gateway → dispatcher, on [`crate::subjects::CMD`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum GatewayCommand {
+    /// Authenticate `conn`; on success the dispatcher records it in KV.
+    Ident {
+        /// The connection id.
+        conn: String,
+        /// The credentials the client sent.
+        auth: IdentAuth,
+    },
+    /// `conn` (identified as `user`, holding `grants`) wants to join `channel`.
+    Join {
+        /// The connection id.
+        conn: String,
+        /// The connection's user.
+        user: String,
+        /// Channel patterns the user's token granted.
+        grants: Vec<String>,
+        /// The channel.
+        channel: String,
+    },
+    /// `conn` leaves `channel`.
+    Leave {
+        /// The connection id.
+        conn: String,
+        /// The connection's user.
+        user: String,
+        /// The channel.
+        channel: String,
+    },
+    /// `conn` went away; remove what it left in KV.
+    Closed {
+        /// The connection id.
+        conn: String,
+        /// The connection's user.
+        user: String,
+        /// Channels it had joined.
+        channels: Vec<String>,
+        /// Why it closed (for the presence announcement).
+        reason: String,
+    },
+}
+
+/// Dispatcher → gateway: the answer to a [`GatewayCommand`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum CommandReply {
+    /// Ident succeeded.
+    Identified {
+        /// The user the credentials name.
+        user: String,
+        /// Channel patterns the user may join beyond public channels.
+        grants: Vec<String>,
+    },
+    /// Join, leave or closed succeeded.
+    Done,
+    /// The command was refused.
+    Failed {
+        /// Why.
+        error: HeraldError,
+    },
+}
+
+/// Dispatcher → adapter: the answer to a notify request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum NotifyReply {
+    /// Published to the gateways under this event id.
+    Accepted {
+        /// The event id.
+        id: String,
+    },
+    /// Refused.
+    Failed {
+        /// Why.
+        error: HeraldError,
+    },
+}
+
+/// Dispatcher → every gateway, on [`crate::subjects::DELIVER`]: one event.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Delivery<'a> {
+    /// The event id.
+    pub id: &'a str,
+    /// The event name.
+    pub event: &'a str,
+    /// Who it is for; each gateway resolves this against the connections it holds.
+    pub targets: Targets,
+    /// The payload, verbatim.
+    #[serde(borrow)]
+    pub payload: &'a RawValue,
+}
+
+/// REST → dispatcher, on [`crate::subjects::QUERY`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Query {
+    /// `GET /v1/users/{user}`.
+    User {
+        /// The user.
+        user: String,
+    },
+    /// `GET /v1/channels/{channel}`.
+    Channel {
+        /// The channel.
+        channel: String,
+    },
+    /// `GET /v1/channels`.
+    Channels,
+    /// `POST /v1/users/{user}/disconnect`.
+    DisconnectUser {
+        /// The user.
+        user: String,
+    },
+}
+
+/// Dispatcher → REST: a JSON answer body, or an error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum QueryReply {
+    /// The answer body.
+    Answer {
+        /// What the REST call returns.
+        body: serde_json::Value,
+    },
+    /// The query failed.
+    Failed {
+        /// Why.
+        error: HeraldError,
+    },
+}
+
+/// Dispatcher → every gateway, on [`crate::subjects::CONTROL`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Control {
+    /// Close every connection of `user`.
+    DisconnectUser {
+        /// The user.
+        user: String,
+    },
+}
+
+/// Announcement on [`crate::subjects::PRESENCE`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Presence {
+    /// A connection went away.
+    Disconnected {
+        /// The connection id.
+        conn: String,
+        /// Its user.
+        user: String,
+        /// Why: `closed`, `gateway_lost`, ...
+        reason: String,
+    },
+}
+
+/// Gateway → gateway, on [`crate::subjects::gateway_sse`]: an SSE POST for a connection the
+/// receiving gateway holds. The reply is the frame text to answer with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SseForward {
+    /// The connection id.
+    pub conn: String,
+    /// The client frame, as posted.
+    pub frame: String,
+}

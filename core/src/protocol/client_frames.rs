@@ -1,0 +1,262 @@
+//! Frames a client sends (`ident`, `join`, `leave`, `ping`): decoding with precise errors.
+//!
+//! Decoding is by hand over a JSON object rather than a derived enum so each mistake gets its
+//! own message (unknown type, unknown field, wrong type) and the reply can still echo the `id`.
+
+use super::error::HeraldError;
+use super::RequestId;
+use crate::names::check_name;
+use serde_json::{Map, Value};
+
+/// A decoded client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// Identify the connection.
+    Ident {
+        /// Echoed in the reply.
+        id: Option<RequestId>,
+        /// The credentials.
+        auth: IdentAuth,
+    },
+    /// Join a channel.
+    Join {
+        /// Echoed in the reply.
+        id: Option<RequestId>,
+        /// A valid channel name.
+        channel: String,
+    },
+    /// Leave a channel.
+    Leave {
+        /// Echoed in the reply.
+        id: Option<RequestId>,
+        /// A valid channel name.
+        channel: String,
+    },
+    /// Liveness check, answered by `pong`.
+    Ping {
+        /// Echoed in the reply.
+        id: Option<RequestId>,
+    },
+}
+
+/// The credentials of an `ident` frame.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum IdentAuth {
+    /// A JWT minted by the backend or `POST /v1/tokens`.
+    Token {
+        /// The JWT.
+        token: String,
+    },
+    /// A user of the configured users file.
+    Password {
+        /// The user name.
+        username: String,
+        /// The password, checked against its argon2id hash.
+        password: String,
+    },
+}
+
+/// A frame that could not be decoded: the error, and the `id` when one could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    /// The request id, echoed in the error reply when it was readable.
+    pub id: Option<RequestId>,
+    /// What was wrong.
+    pub error: HeraldError,
+}
+
+impl ClientFrame {
+    /// The request id of this frame.
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            ClientFrame::Ident { id, .. }
+            | ClientFrame::Join { id, .. }
+            | ClientFrame::Leave { id, .. }
+            | ClientFrame::Ping { id } => id.as_ref(),
+        }
+    }
+
+    /// Decodes one text frame.
+    pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
+        let fail = |id: Option<RequestId>, message: String| DecodeError {
+            id,
+            error: HeraldError::bad_request(message),
+        };
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| fail(None, format!("frame is not valid JSON: {e}")))?;
+        let Value::Object(mut object) = value else {
+            return Err(fail(None, "frame must be a JSON object".into()));
+        };
+        let id = match object.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(RequestId::Number(n)),
+            Some(Value::String(s)) => Some(RequestId::Text(s)),
+            Some(_) => return Err(fail(None, "field `id` must be a number or a string".into())),
+        };
+        let kind = match object.remove("type") {
+            Some(Value::String(kind)) => kind,
+            Some(_) => return Err(fail(id, "field `type` must be a string".into())),
+            None => return Err(fail(id, "missing field `type`".into())),
+        };
+        let result = match kind.as_str() {
+            "ident" => decode_ident(&mut object).map(|auth| ClientFrame::Ident {
+                id: id.clone(),
+                auth,
+            }),
+            "join" => channel_field(&mut object).map(|channel| ClientFrame::Join {
+                id: id.clone(),
+                channel,
+            }),
+            "leave" => channel_field(&mut object).map(|channel| ClientFrame::Leave {
+                id: id.clone(),
+                channel,
+            }),
+            "ping" => Ok(ClientFrame::Ping { id: id.clone() }),
+            other => Err(HeraldError::bad_request(format!(
+                "unknown frame type {:?}; expected ident, join, leave or ping",
+                other.chars().take(40).collect::<String>()
+            ))),
+        };
+        let frame = result.map_err(|error| DecodeError {
+            id: id.clone(),
+            error,
+        })?;
+        if let Some(field) = object.keys().next() {
+            return Err(fail(
+                id,
+                format!(
+                    "unknown field {:?} in {kind} frame",
+                    field.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+        Ok(frame)
+    }
+}
+
+fn string_field(object: &mut Map<String, Value>, name: &str) -> Result<String, HeraldError> {
+    match object.remove(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(HeraldError::bad_request(format!(
+            "field `{name}` must be a string"
+        ))),
+        None => Err(HeraldError::bad_request(format!("missing field `{name}`"))),
+    }
+}
+
+fn channel_field(object: &mut Map<String, Value>) -> Result<String, HeraldError> {
+    let channel = string_field(object, "channel")?;
+    check_name("channel", &channel)?;
+    Ok(channel)
+}
+
+fn decode_ident(object: &mut Map<String, Value>) -> Result<IdentAuth, HeraldError> {
+    let auth = match object.remove("auth") {
+        Some(Value::Object(auth)) => auth,
+        Some(_) => return Err(HeraldError::bad_request("field `auth` must be an object")),
+        None => return Err(HeraldError::bad_request("missing field `auth`")),
+    };
+    let mut auth = auth;
+    let result = if auth.contains_key("token") {
+        IdentAuth::Token {
+            token: string_field(&mut auth, "token")?,
+        }
+    } else if auth.contains_key("username") || auth.contains_key("password") {
+        IdentAuth::Password {
+            username: string_field(&mut auth, "username")?,
+            password: string_field(&mut auth, "password")?,
+        }
+    } else {
+        return Err(HeraldError::bad_request(
+            "field `auth` needs `token`, or `username` and `password`",
+        ));
+    };
+    if let Some(field) = auth.keys().next() {
+        return Err(HeraldError::bad_request(format!(
+            "unknown field {:?} in `auth`",
+            field.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn error_of(text: &str) -> (Option<RequestId>, String) {
+        let e = ClientFrame::decode(text).expect_err(text);
+        assert_eq!(e.error.code, ErrorCode::BadRequest);
+        (e.id, e.error.message)
+    }
+
+    #[test]
+    fn decodes_every_frame() {
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"ident","id":1,"auth":{"token":"t"}}"#).unwrap(),
+            ClientFrame::Ident {
+                id: Some(RequestId::Number(1.into())),
+                auth: IdentAuth::Token { token: "t".into() }
+            }
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"ident","auth":{"username":"u","password":"p"}}"#)
+                .unwrap(),
+            ClientFrame::Ident {
+                id: None,
+                auth: IdentAuth::Password {
+                    username: "u".into(),
+                    password: "p".into()
+                }
+            }
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"join","id":"a","channel":"chat"}"#).unwrap(),
+            ClientFrame::Join {
+                id: Some(RequestId::Text("a".into())),
+                channel: "chat".into()
+            }
+        );
+        assert!(matches!(
+            ClientFrame::decode(r#"{"type":"leave","channel":"chat"}"#),
+            Ok(ClientFrame::Leave { .. })
+        ));
+        assert!(matches!(
+            ClientFrame::decode(r#"{"type":"ping","id":4}"#),
+            Ok(ClientFrame::Ping { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_frames_get_precise_errors_and_keep_the_id() {
+        assert!(error_of("{nope").1.contains("not valid JSON"));
+        assert!(error_of("[1]").1.contains("JSON object"));
+        assert!(error_of(r#"{"id":1}"#).1.contains("missing field `type`"));
+        let (id, msg) = error_of(r#"{"type":"shout","id":7}"#);
+        assert_eq!(id, Some(RequestId::Number(7.into())));
+        assert!(msg.contains("unknown frame type"), "{msg}");
+        let (id, msg) = error_of(r#"{"type":"join","id":2,"channel":"a b"}"#);
+        assert_eq!(id, Some(RequestId::Number(2.into())));
+        assert!(msg.contains("invalid channel name"), "{msg}");
+        assert!(error_of(r#"{"type":"join","channel":5}"#)
+            .1
+            .contains("must be a string"));
+        assert!(error_of(r#"{"type":"join"}"#)
+            .1
+            .contains("missing field `channel`"));
+        assert!(error_of(r#"{"type":"join","channel":"c","extra":1}"#)
+            .1
+            .contains("unknown field \"extra\""));
+        assert!(error_of(r#"{"type":"ident","auth":{}}"#)
+            .1
+            .contains("needs `token`"));
+        assert!(error_of(r#"{"type":"ident","auth":{"token":"t","x":1}}"#)
+            .1
+            .contains("unknown field"));
+        assert!(error_of(r#"{"type":"ping","id":[1]}"#)
+            .1
+            .contains("number or a string"));
+    }
+}

@@ -1,0 +1,138 @@
+//! Error codes of the protocol and the REST API, and the error value that carries one.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Every error Herald reports has one of these codes; each maps to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed: bad JSON, wrong types, unknown fields, invalid names.
+    BadRequest,
+    /// Credentials are missing, wrong or expired.
+    Unauthorized,
+    /// The credentials are fine but do not allow this.
+    Forbidden,
+    /// The thing asked for does not exist (REST only).
+    NotFound,
+    /// The body or frame exceeds the configured limit.
+    TooLarge,
+    /// Too many requests; slow down.
+    RateLimited,
+    /// Herald cannot do it right now (no dispatcher, NATS down); retry later.
+    Unavailable,
+    /// A bug or an unexpected failure; details are in the server log, not in the reply.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the REST API answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// Parses a wire code back (used when a reply crosses the bus).
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        Some(match code {
+            "bad_request" => ErrorCode::BadRequest,
+            "unauthorized" => ErrorCode::Unauthorized,
+            "forbidden" => ErrorCode::Forbidden,
+            "not_found" => ErrorCode::NotFound,
+            "too_large" => ErrorCode::TooLarge,
+            "rate_limited" => ErrorCode::RateLimited,
+            "unavailable" => ErrorCode::Unavailable,
+            "internal" => ErrorCode::Internal,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error a user can act on: a code and a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct HeraldError {
+    /// The machine-readable code.
+    #[serde(with = "code_serde")]
+    pub code: ErrorCode,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+impl HeraldError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        HeraldError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `bad_request` with a message.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// `unavailable` with a message.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    /// `internal`: the detail goes to the log, the user sees a generic message.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl fmt::Display for HeraldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for HeraldError {}
+
+mod code_serde {
+    use super::ErrorCode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(code: &ErrorCode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(code.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorCode, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(ErrorCode::parse(&text).unwrap_or(ErrorCode::Internal))
+    }
+}

@@ -1,0 +1,139 @@
+//! Frames the server sends (`welcome`, `ok`, `error`, `pong`, `event`): encoding.
+
+use super::error::HeraldError;
+use super::{RequestId, Via};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// A reply or notice to one connection.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame of every connection.
+    Welcome {
+        /// The connection id (used by SSE clients in `POST /sse/{conn}`).
+        conn: String,
+        /// How often the server pings; a client may use it to size its own timeouts.
+        heartbeat_ms: u64,
+    },
+    /// A request succeeded.
+    Ok {
+        /// The request id, echoed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The identified user (on `ident` replies).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        /// The channel joined or left (on `join` / `leave` replies).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
+    /// A request failed.
+    Error {
+        /// The request id, echoed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The error code.
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// Reply to `ping`.
+    Pong {
+        /// The request id, echoed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+    },
+}
+
+impl ServerFrame {
+    /// An `error` frame for `error`, echoing `id`.
+    pub fn error(id: Option<RequestId>, error: &HeraldError) -> ServerFrame {
+        ServerFrame::Error {
+            id,
+            code: error.code.as_str(),
+            message: error.message.clone(),
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn encode(&self) -> String {
+        // Serializing these plain structs cannot fail; keep a valid frame even if it did.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"encoding failed"}"#.into()
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct EventFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    event: &'a str,
+    payload: &'a RawValue,
+    via: &'a Via,
+}
+
+/// Encodes an `event` frame once; the bytes are shared by every connection with the same `via`.
+pub fn encode_event(id: &str, event: &str, payload: &RawValue, via: &Via) -> Bytes {
+    let frame = EventFrame {
+        kind: "event",
+        id,
+        event,
+        payload,
+        via,
+    };
+    match serde_json::to_vec(&frame) {
+        Ok(bytes) => Bytes::from(bytes),
+        // Only a non-string map key could fail here, and none exist in these types.
+        Err(_) => Bytes::from_static(br#"{"type":"error","code":"internal","message":"encoding failed"}"#),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_encode_as_documented() {
+        assert_eq!(
+            ServerFrame::Welcome {
+                conn: "g-1".into(),
+                heartbeat_ms: 25000
+            }
+            .encode(),
+            r#"{"type":"welcome","conn":"g-1","heartbeat_ms":25000}"#
+        );
+        assert_eq!(
+            ServerFrame::Ok {
+                id: Some(RequestId::Number(2.into())),
+                user: None,
+                channel: Some("chat".into())
+            }
+            .encode(),
+            r#"{"type":"ok","id":2,"channel":"chat"}"#
+        );
+        let error = HeraldError::new(crate::ErrorCode::Forbidden, "no");
+        assert_eq!(
+            ServerFrame::error(Some(RequestId::Text("x".into())), &error).encode(),
+            r#"{"type":"error","id":"x","code":"forbidden","message":"no"}"#
+        );
+        assert_eq!(ServerFrame::Pong { id: None }.encode(), r#"{"type":"pong"}"#);
+    }
+
+    #[test]
+    fn event_frames_carry_payload_verbatim() {
+        let payload = RawValue::from_string(r#"{"a":[1,2]}"#.into()).unwrap();
+        let via = Via {
+            users: vec!["u".into()],
+            channels: vec![],
+        };
+        let bytes = encode_event("e1", "MESSAGE:NEW", &payload, &via);
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"type":"event","id":"e1","event":"MESSAGE:NEW","payload":{"a":[1,2]},"via":{"users":["u"],"channels":[]}}"#
+        );
+    }
+}
