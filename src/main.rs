@@ -1,1 +1,93 @@
-fn main() {}
+//! The `herald` binary: parses the command line and starts the roles it names.
+
+mod config;
+mod roles;
+
+use clap::{Parser, Subcommand};
+use config::Options;
+
+/// Herald: a real-time event dispatcher. Backends push events; browsers receive them live.
+#[derive(Parser)]
+#[command(name = "herald", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every role in one process: on an embedded in-memory bus, or on NATS with --nats.
+    Serve {
+        #[command(flatten)]
+        options: Options,
+        /// Do not serve the demo page and its token endpoint.
+        #[arg(long, env = "HERALD_NO_DEMO")]
+        no_demo: bool,
+    },
+    /// The WebSocket/SSE gateway role (needs --nats).
+    Gateway {
+        #[command(flatten)]
+        options: Options,
+        /// Serve the demo page and its insecure token endpoint (development only).
+        #[arg(long, env = "HERALD_DEMO")]
+        demo: bool,
+    },
+    /// The dispatcher role (needs --nats).
+    Dispatcher {
+        #[command(flatten)]
+        options: Options,
+    },
+    /// A push adapter role (needs --nats).
+    Adapter {
+        #[command(subcommand)]
+        adapter: Adapter,
+    },
+    /// Reads a secret on stdin and prints its argon2id hash, for API keys and the users file.
+    Passwd,
+}
+
+#[derive(Subcommand)]
+enum Adapter {
+    /// REST API v1 and the TURTED-compatible POST /push.
+    Rest {
+        #[command(flatten)]
+        options: Options,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("HERALD_LOG").unwrap_or_else(|_| "info".to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| {
+            eprintln!("HERALD_LOG={filter:?} is not a valid filter; using info");
+            tracing_subscriber::EnvFilter::new("info")
+        }))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("herald: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { options, no_demo } => roles::serve(options.resolve()?, !no_demo).await,
+            Command::Gateway { options, demo } => roles::gateway(options.resolve()?, demo).await,
+            Command::Dispatcher { options } => roles::dispatcher(options.resolve()?).await,
+            Command::Adapter {
+                adapter: Adapter::Rest { options },
+            } => roles::rest(options.resolve()?).await,
+            Command::Passwd => roles::passwd(),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

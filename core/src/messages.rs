@@ -48,6 +48,18 @@ pub enum GatewayCommand {
         /// Why it closed (for the presence announcement).
         reason: String,
     },
+    /// The gateway is alive; `beat` grows by one each time.
+    Heartbeat {
+        /// The gateway id.
+        gateway: String,
+        /// Heartbeat counter.
+        beat: u64,
+    },
+    /// The gateway is shutting down: forget every connection it held.
+    Stopped {
+        /// The gateway id.
+        gateway: String,
+    },
 }
 
 /// Dispatcher → gateway: the answer to a [`GatewayCommand`].

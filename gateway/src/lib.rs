@@ -1,1 +1,175 @@
-//! placeholder
+//! The gateway: holds WebSocket and SSE connections and nothing else durable.
+//!
+//! # Layout
+//! - [`registry`]: the connections this gateway holds, indexed by user and channel; resolves an
+//!   event's targets to connections grouped by `via`.
+//! - `session`: the per-connection state machine (anonymous, then identified) turning client
+//!   frames into dispatcher commands and reply frames; shared by both transports.
+//! - `outbox`: each connection's bounded send queue and its slow-consumer policy.
+//! - `ws` and `sse`: the two transports.
+//! - `delivery`: events and control messages from the bus, fanned out to connections.
+//! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
+//!
+//! A gateway's local membership is the authority for its own connections: it changes only
+//! after a dispatcher committed the change to KV and before the client hears `ok`, so an event
+//! published after the client saw `ok` always finds the connection.
+
+pub mod demo;
+mod delivery;
+mod heartbeat;
+mod outbox;
+pub mod registry;
+mod session;
+mod sse;
+mod ws;
+
+use herald_core::bus::Bus;
+use herald_core::metrics::{Metric, Metrics};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What a gateway needs to know.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Interval of server pings (WebSocket) and keep-alive comments (SSE).
+    pub heartbeat: Duration,
+    /// Largest client frame accepted; larger ones get `too_large`.
+    pub max_frame_bytes: usize,
+    /// Frames one connection may have queued before it counts as a slow consumer and is
+    /// closed.
+    pub outbox_capacity: usize,
+    /// How long to wait for a dispatcher's answer.
+    pub command_timeout: Duration,
+    /// Failed idents after which a connection is closed.
+    pub max_failed_idents: u32,
+    /// How often the gateway tells dispatchers it is alive.
+    pub liveness_interval: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            heartbeat: Duration::from_millis(25_000),
+            max_frame_bytes: 64 * 1024,
+            outbox_capacity: 1024,
+            command_timeout: Duration::from_secs(5),
+            max_failed_idents: 5,
+            liveness_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+struct GatewayMetrics {
+    connections: Arc<Metric>,
+    deliveries: Arc<Metric>,
+    events: Arc<Metric>,
+    slow_consumers: Arc<Metric>,
+}
+
+/// Everything the connections of one gateway share.
+pub(crate) struct Shared {
+    id: String,
+    bus: Arc<dyn Bus>,
+    config: GatewayConfig,
+    registry: registry::Registry,
+    next_seq: AtomicU64,
+    metrics: GatewayMetrics,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// A running gateway; its [`Gateway::router`] serves `/ws`, `/sse` and `/sse/{conn}`.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Starts a gateway on `bus`: subscribes to deliveries and control messages and starts the
+    /// heartbeat. Fails fast when the bus refuses the subscriptions.
+    pub async fn start(
+        bus: Arc<dyn Bus>,
+        config: GatewayConfig,
+        metrics: &Metrics,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Gateway> {
+        let id: String = {
+            use rand::Rng;
+            let mut rng = rand::thread_rng();
+            (0..10)
+                .map(|_| {
+                    let n = rng.gen_range(0..36u8);
+                    (if n < 10 { b'0' + n } else { b'a' + n - 10 }) as char
+                })
+                .collect()
+        };
+        let shared = Arc::new(Shared {
+            id,
+            bus,
+            config,
+            registry: registry::Registry::default(),
+            next_seq: AtomicU64::new(1),
+            metrics: GatewayMetrics {
+                connections: metrics.gauge(
+                    "herald_gateway_connections",
+                    "Connections open on this gateway.",
+                ),
+                deliveries: metrics.counter(
+                    "herald_gateway_deliveries_total",
+                    "Event frames queued to connections.",
+                ),
+                events: metrics.counter(
+                    "herald_gateway_events_total",
+                    "Events received from dispatchers.",
+                ),
+                slow_consumers: metrics.counter(
+                    "herald_gateway_slow_consumers_total",
+                    "Connections closed because their send queue was full.",
+                ),
+            },
+            shutdown,
+            tracker: TaskTracker::new(),
+        });
+        delivery::start(&shared).await?;
+        heartbeat::start(&shared).await;
+        sse::start_forwarding(&shared).await?;
+        tracing::info!(gateway = %shared.id, "gateway ready");
+        Ok(Gateway { shared })
+    }
+
+    /// This gateway's id (the prefix of its connection ids).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The routes of this gateway.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/ws", axum::routing::get(ws::upgrade))
+            .route("/sse", axum::routing::get(sse::stream))
+            .route("/sse/{conn}", axum::routing::post(sse::post_frame))
+            .with_state(self.shared.clone())
+    }
+
+    /// After shutdown fired: waits (up to `deadline`) for connections to close, then tells the
+    /// dispatchers this gateway left so its connections are removed from KV at once.
+    pub async fn stopped(self, deadline: Duration) {
+        self.shared.tracker.close();
+        if tokio::time::timeout(deadline, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("gateway stopped with connections still closing");
+        }
+        heartbeat::announce_departure(&self.shared).await;
+    }
+}
+
+impl Shared {
+    fn next_conn_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}

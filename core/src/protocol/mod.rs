@@ -24,4 +24,7 @@ pub struct Via {
     pub users: Vec<String>,
     /// Channels among the targets that this connection has joined.
     pub channels: Vec<String>,
+    /// Set when the event was a broadcast to every identified connection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broadcast: bool,
 }

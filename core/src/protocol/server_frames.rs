@@ -129,6 +129,7 @@ mod tests {
         let via = Via {
             users: vec!["u".into()],
             channels: vec![],
+            broadcast: false,
         };
         let bytes = encode_event("e1", "MESSAGE:NEW", &payload, &via);
         assert_eq!(

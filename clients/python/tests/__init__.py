@@ -1,0 +1,1 @@
+"""Unit tests of the Herald Python client (run: python3 -m unittest discover -s tests -t .)."""

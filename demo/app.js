@@ -1,0 +1,1 @@
+<!-- placeholder: the demo page is being written -->

@@ -1,0 +1,158 @@
+//! Ident, join, leave and closed requests from gateways: authorize, then record in KV.
+
+use crate::Context;
+use bytes::Bytes;
+use herald_core::bus::BusMessage;
+use herald_core::messages::{CommandReply, GatewayCommand, Presence as PresenceEvent};
+use herald_core::protocol::client_frames::IdentAuth;
+use herald_core::subjects::{self, ConnId};
+use herald_core::token;
+use herald_core::{ErrorCode, HeraldError};
+
+/// Answers one gateway command.
+pub(crate) async fn handle(context: &Context, message: &BusMessage) {
+    let reply = match serde_json::from_slice::<GatewayCommand>(&message.payload) {
+        Ok(command) => execute(context, command)
+            .await
+            .unwrap_or_else(|error| CommandReply::Failed { error }),
+        Err(e) => CommandReply::Failed {
+            error: HeraldError::bad_request(format!("malformed gateway command: {e}")),
+        },
+    };
+    if let CommandReply::Failed { error } = &reply {
+        tracing::debug!(%error, "command refused");
+    }
+    context
+        .reply(message, serde_json::to_vec(&reply).unwrap_or_default())
+        .await;
+}
+
+fn conn_id(text: &str) -> Result<ConnId, HeraldError> {
+    ConnId::parse(text).ok_or_else(|| HeraldError::bad_request(format!("bad connection id {text:?}")))
+}
+
+fn kv_down(e: impl std::fmt::Display) -> HeraldError {
+    HeraldError::unavailable(format!("presence store unavailable, try again: {e}"))
+}
+
+async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandReply, HeraldError> {
+    match command {
+        GatewayCommand::Ident { conn, auth } => {
+            let conn = conn_id(&conn)?;
+            let (user, grants) = match authenticate(context, auth).await {
+                Ok(identity) => identity,
+                Err(e) => {
+                    context.idents_failed.inc();
+                    return Err(e);
+                }
+            };
+            context.presence.identified(&conn, &user).await.map_err(kv_down)?;
+            tracing::debug!(%conn, %user, "identified");
+            Ok(CommandReply::Identified { user, grants })
+        }
+        GatewayCommand::Join {
+            conn,
+            user,
+            grants,
+            channel,
+        } => {
+            let conn = conn_id(&conn)?;
+            herald_core::names::check_name("channel", &channel)?;
+            if token::is_private(&channel) && !token::grants_allow(&grants, &channel) {
+                return Err(HeraldError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "channel {channel:?} is private and your token does not grant it; \
+                         ask the backend for a token whose `channels` match it"
+                    ),
+                ));
+            }
+            context.presence.joined(&conn, &user, &channel).await.map_err(kv_down)?;
+            Ok(CommandReply::Done)
+        }
+        GatewayCommand::Leave { conn, channel, .. } => {
+            let conn = conn_id(&conn)?;
+            context.presence.left(&conn, &channel).await.map_err(kv_down)?;
+            Ok(CommandReply::Done)
+        }
+        GatewayCommand::Closed {
+            conn,
+            user,
+            channels,
+            reason,
+        } => {
+            let conn_parsed = conn_id(&conn)?;
+            context
+                .presence
+                .closed(&conn_parsed, &user, &channels)
+                .await
+                .map_err(kv_down)?;
+            announce(context, conn, user, reason).await;
+            Ok(CommandReply::Done)
+        }
+        GatewayCommand::Heartbeat { gateway, beat } => {
+            context.presence.heartbeat(&gateway, beat).await.map_err(kv_down)?;
+            Ok(CommandReply::Done)
+        }
+        GatewayCommand::Stopped { gateway } => {
+            crate::liveness::reap(context, &gateway, "gateway_stopped").await;
+            Ok(CommandReply::Done)
+        }
+    }
+}
+
+/// Publishes that a connection went away, for anyone watching presence.
+pub(crate) async fn announce(context: &Context, conn: String, user: String, reason: String) {
+    let event = PresenceEvent::Disconnected { conn, user, reason };
+    if let Ok(bytes) = serde_json::to_vec(&event) {
+        let _ = context.bus.publish(subjects::PRESENCE, Bytes::from(bytes)).await;
+    }
+}
+
+async fn authenticate(
+    context: &Context,
+    auth: IdentAuth,
+) -> Result<(String, Vec<String>), HeraldError> {
+    match auth {
+        IdentAuth::Token { token } => {
+            let claims = token::verify(&context.config.jwt_secret, &token)?;
+            if claims.once {
+                let jti = claims.jti.as_deref().unwrap_or_default();
+                if jti.is_empty() || !jti.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(HeraldError::new(
+                        ErrorCode::Unauthorized,
+                        "one-time token lacks a valid `jti`",
+                    ));
+                }
+                let first_use = context
+                    .spent_tokens
+                    .create(&format!("once.{jti}"), Bytes::new())
+                    .await
+                    .map_err(kv_down)?;
+                if !first_use {
+                    return Err(HeraldError::new(
+                        ErrorCode::Unauthorized,
+                        "one-time token already used; ask the backend for a new one",
+                    ));
+                }
+            }
+            Ok((claims.sub, claims.channels))
+        }
+        IdentAuth::Password { username, password } => {
+            if context.config.users.is_empty() {
+                return Err(HeraldError::new(
+                    ErrorCode::Unauthorized,
+                    "password ident is not enabled on this server (no users file); use a token",
+                ));
+            }
+            if context.config.users.verify(&username, &password).await {
+                Ok((username, Vec::new()))
+            } else {
+                Err(HeraldError::new(
+                    ErrorCode::Unauthorized,
+                    "wrong username or password",
+                ))
+            }
+        }
+    }
+}

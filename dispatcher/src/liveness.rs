@@ -1,0 +1,74 @@
+//! Notices gateways whose heartbeat stopped and clears what they held from KV.
+//!
+//! Each gateway bumps a counter in `gw.<id>` every few seconds. A dispatcher remembers when it
+//! last saw each counter change, by its own clock, so clocks of different machines never need
+//! to agree. A counter unchanged for longer than the timeout means the gateway is gone: its
+//! connections are removed and announced as disconnected. Several dispatchers may do this for
+//! the same gateway; every step is idempotent.
+
+use crate::commands::announce;
+use crate::Context;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(context: Arc<Context>, shutdown: CancellationToken) {
+    let mut last_change: HashMap<String, (Bytes, Instant)> = HashMap::new();
+    let mut tick = tokio::time::interval(context.config.liveness_interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let gateways = match context.presence.gateways().await {
+            Ok(gateways) => gateways,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read gateway heartbeats");
+                continue;
+            }
+        };
+        let now = Instant::now();
+        let live: Vec<String> = gateways.iter().map(|(gw, _)| gw.clone()).collect();
+        last_change.retain(|gw, _| live.contains(gw));
+        for (gateway, beat) in gateways {
+            let entry = last_change
+                .entry(gateway.clone())
+                .or_insert_with(|| (beat.clone(), now));
+            if entry.0 != beat {
+                *entry = (beat, now);
+                continue;
+            }
+            if now.duration_since(entry.1) < context.config.gateway_timeout {
+                continue;
+            }
+            reap(&context, &gateway, "gateway_lost").await;
+            last_change.remove(&gateway);
+        }
+    }
+}
+
+/// Clears everything `gateway` held and announces its connections as gone for `reason`.
+pub(crate) async fn reap(context: &Context, gateway: &str, reason: &str) {
+    match context.presence.forget_gateway(gateway).await {
+        Ok(lost) => {
+            tracing::info!(
+                %gateway,
+                connections = lost.len(),
+                %reason,
+                "gateway gone; its connections were removed"
+            );
+            for lost in lost {
+                announce(
+                    context,
+                    lost.conn.to_string(),
+                    lost.user,
+                    reason.to_string(),
+                )
+                .await;
+            }
+        }
+        Err(e) => tracing::warn!(%gateway, error = %e, "could not clear a dead gateway"),
+    }
+}

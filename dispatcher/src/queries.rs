@@ -1,0 +1,51 @@
+//! Presence questions and disconnects from the REST adapter.
+
+use crate::Context;
+use bytes::Bytes;
+use herald_core::bus::BusMessage;
+use herald_core::messages::{Control, Query, QueryReply};
+use herald_core::{names, subjects, HeraldError};
+use serde_json::json;
+
+/// Answers one query.
+pub(crate) async fn handle(context: &Context, message: &BusMessage) {
+    let reply = match serde_json::from_slice::<Query>(&message.payload) {
+        Ok(query) => match answer(context, query).await {
+            Ok(body) => QueryReply::Answer { body },
+            Err(error) => QueryReply::Failed { error },
+        },
+        Err(e) => QueryReply::Failed {
+            error: HeraldError::bad_request(format!("malformed query: {e}")),
+        },
+    };
+    context
+        .reply(message, serde_json::to_vec(&reply).unwrap_or_default())
+        .await;
+}
+
+async fn answer(context: &Context, query: Query) -> Result<serde_json::Value, HeraldError> {
+    let down = |e: herald_core::kv::KvError| HeraldError::unavailable(e.to_string());
+    match query {
+        Query::User { user } => {
+            names::check_name("user", &user)?;
+            context.presence.user_info(&user).await.map_err(down)
+        }
+        Query::Channel { channel } => {
+            names::check_name("channel", &channel)?;
+            context.presence.channel_info(&channel).await.map_err(down)
+        }
+        Query::Channels => context.presence.channels().await.map_err(down),
+        Query::DisconnectUser { user } => {
+            names::check_name("user", &user)?;
+            let connections = context.presence.connections_of(&user).await.map_err(down)?.len();
+            let control = serde_json::to_vec(&Control::DisconnectUser { user: user.clone() })
+                .map_err(HeraldError::internal)?;
+            context
+                .bus
+                .publish(subjects::CONTROL, Bytes::from(control))
+                .await
+                .map_err(|e| HeraldError::unavailable(e.to_string()))?;
+            Ok(json!({ "user": user, "connections": connections }))
+        }
+    }
+}

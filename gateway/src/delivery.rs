@@ -1,0 +1,84 @@
+//! Events and control messages from the bus, fanned out to this gateway's connections.
+//!
+//! Each event is parsed once per gateway and encoded once per distinct `via`; every connection
+//! in a group gets the same bytes. Queuing never waits: a full outbox closes that connection.
+
+use crate::outbox::{CloseReason, Offer};
+use crate::Shared;
+use axum::extract::ws::Utf8Bytes;
+use herald_core::messages::{Control, Delivery};
+use herald_core::protocol::server_frames::encode_event;
+use herald_core::subjects;
+use std::sync::Arc;
+
+/// Subscribes to deliveries and control messages and serves them until shutdown.
+pub(crate) async fn start(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let mut deliveries = shared.bus.subscribe(subjects::DELIVER, None).await?;
+    let mut controls = shared.bus.subscribe(subjects::CONTROL, None).await?;
+    shared.bus.flush().await?;
+    let for_events = shared.clone();
+    shared.tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = for_events.shutdown.cancelled() => break,
+                m = deliveries.next() => match m {
+                    Some(m) => deliver(&for_events, &m.payload),
+                    None => break,
+                },
+            }
+        }
+    });
+    let for_control = shared.clone();
+    shared.tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = for_control.shutdown.cancelled() => break,
+                m = controls.next() => match m {
+                    Some(m) => control(&for_control, &m.payload),
+                    None => break,
+                },
+            }
+        }
+    });
+    Ok(())
+}
+
+fn deliver(shared: &Shared, payload: &[u8]) {
+    let delivery: Delivery = match serde_json::from_slice(payload) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring a malformed delivery");
+            return;
+        }
+    };
+    shared.metrics.events.inc();
+    let mut delivered = 0;
+    for group in shared.registry.resolve(&delivery.targets) {
+        let bytes = encode_event(delivery.id, delivery.event, delivery.payload, &group.via);
+        let Ok(frame) = Utf8Bytes::try_from(bytes) else {
+            continue;
+        };
+        for connection in group.connections {
+            match connection.outbox.offer(frame.clone()) {
+                Offer::Queued => delivered += 1,
+                Offer::Overflowed => {
+                    shared.metrics.slow_consumers.inc();
+                    tracing::info!(conn = %connection.id_text, "closing a slow consumer");
+                }
+                Offer::Closed => {}
+            }
+        }
+    }
+    shared.metrics.deliveries.add(delivered);
+}
+
+fn control(shared: &Shared, payload: &[u8]) {
+    match serde_json::from_slice::<Control>(payload) {
+        Ok(Control::DisconnectUser { user }) => {
+            for connection in shared.registry.connections_of(&user) {
+                connection.outbox.close(CloseReason::DISCONNECTED_BY_BACKEND);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "ignoring a malformed control message"),
+    }
+}

@@ -1,0 +1,352 @@
+//! The connections one gateway holds, indexed by user and channel, and the resolution of an
+//! event's targets to those connections grouped by `via`.
+
+use crate::outbox::Outbox;
+use herald_core::protocol::notify::Targets;
+use herald_core::protocol::Via;
+use herald_core::subjects::ConnId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// One connection as the rest of the gateway sees it.
+pub struct Connection {
+    /// Its cluster-wide id.
+    pub id: ConnId,
+    /// The id as text (sent in `welcome`, used in KV and SSE URLs).
+    pub id_text: String,
+    /// Where frames for it are queued.
+    pub outbox: Outbox,
+    /// Who the client is and what it joined; locked while one of its requests runs, which
+    /// also makes a connection's requests take effect one at a time, in order.
+    pub session: tokio::sync::Mutex<crate::session::SessionState>,
+    /// Milliseconds (gateway clock) when the client last showed it is alive.
+    last_seen_ms: AtomicU64,
+}
+
+impl Connection {
+    /// A connection with an empty outbox.
+    pub fn new(id: ConnId, outbox: Outbox) -> Self {
+        Connection {
+            id_text: id.to_string(),
+            id,
+            outbox,
+            session: Default::default(),
+            last_seen_ms: AtomicU64::new(now_ms()),
+        }
+    }
+
+    /// Notes that the client is alive.
+    pub fn seen(&self) {
+        self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the client last showed it is alive.
+    pub fn silent_for_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.last_seen_ms.load(Ordering::Relaxed))
+    }
+}
+
+fn now_ms() -> u64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
+
+type Members = HashMap<u64, Arc<Connection>>;
+
+#[derive(Default)]
+struct Tables {
+    connections: Members,
+    users: HashMap<String, Members>,
+    channels: HashMap<String, Members>,
+}
+
+/// The connections of this gateway and who they are.
+#[derive(Default)]
+pub struct Registry {
+    tables: RwLock<Tables>,
+}
+
+/// Connections that get the same frame: same `via`.
+pub struct Recipients {
+    /// Which targets reached them.
+    pub via: Via,
+    /// The connections.
+    pub connections: Vec<Arc<Connection>>,
+}
+
+impl Registry {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        self.tables.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a new, anonymous connection.
+    pub fn insert(&self, connection: Arc<Connection>) {
+        self.write().connections.insert(connection.id.seq, connection);
+    }
+
+    /// The connection with sequence number `seq`, if this gateway holds it.
+    pub fn get(&self, seq: u64) -> Option<Arc<Connection>> {
+        self.read().connections.get(&seq).cloned()
+    }
+
+    /// How many connections are open.
+    pub fn len(&self) -> usize {
+        self.read().connections.len()
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records that the connection is identified as `user`.
+    pub fn identify(&self, connection: &Arc<Connection>, user: &str) {
+        self.write()
+            .users
+            .entry(user.to_string())
+            .or_default()
+            .insert(connection.id.seq, connection.clone());
+    }
+
+    /// Records that the connection joined `channel`.
+    pub fn join(&self, connection: &Arc<Connection>, channel: &str) {
+        self.write()
+            .channels
+            .entry(channel.to_string())
+            .or_default()
+            .insert(connection.id.seq, connection.clone());
+    }
+
+    /// Records that the connection left `channel`.
+    pub fn leave(&self, seq: u64, channel: &str) {
+        let mut tables = self.write();
+        remove_member(&mut tables.channels, channel, seq);
+    }
+
+    /// Forgets a connection, its user and its channels.
+    pub fn remove(&self, seq: u64, user: Option<&str>, channels: &[String]) {
+        let mut tables = self.write();
+        tables.connections.remove(&seq);
+        if let Some(user) = user {
+            remove_member(&mut tables.users, user, seq);
+        }
+        for channel in channels {
+            remove_member(&mut tables.channels, channel, seq);
+        }
+    }
+
+    /// Every connection identified as `user`.
+    pub fn connections_of(&self, user: &str) -> Vec<Arc<Connection>> {
+        self.read()
+            .users
+            .get(user)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every connection, identified or not.
+    pub fn all(&self) -> Vec<Arc<Connection>> {
+        self.read().connections.values().cloned().collect()
+    }
+
+    /// The connections `targets` reach, each once, grouped by `via`.
+    pub fn resolve(&self, targets: &Targets) -> Vec<Recipients> {
+        let tables = self.read();
+        // Fast path, the common case: one channel or one user, so one `via` for everyone.
+        if !targets.broadcast && targets.users.len() + targets.channels.len() == 1 {
+            let (index, name, via) = match (targets.users.first(), targets.channels.first()) {
+                (Some(user), _) => (
+                    &tables.users,
+                    user,
+                    Via {
+                        users: vec![user.clone()],
+                        ..Via::default()
+                    },
+                ),
+                (None, Some(channel)) => (
+                    &tables.channels,
+                    channel,
+                    Via {
+                        channels: vec![channel.clone()],
+                        ..Via::default()
+                    },
+                ),
+                (None, None) => return Vec::new(),
+            };
+            return match index.get(name) {
+                Some(members) if !members.is_empty() => vec![Recipients {
+                    via,
+                    connections: members.values().cloned().collect(),
+                }],
+                _ => Vec::new(),
+            };
+        }
+
+        let mut reached: HashMap<u64, (Arc<Connection>, Via)> = HashMap::new();
+        let mut reach = |members: Option<&Members>, note: &dyn Fn(&mut Via)| {
+            for (seq, connection) in members.into_iter().flatten() {
+                let entry = reached
+                    .entry(*seq)
+                    .or_insert_with(|| (connection.clone(), Via::default()));
+                note(&mut entry.1);
+            }
+        };
+        if targets.broadcast {
+            for members in tables.users.values() {
+                reach(Some(members), &|via| via.broadcast = true);
+            }
+        }
+        for user in &targets.users {
+            reach(tables.users.get(user), &|via| push_once(&mut via.users, user));
+        }
+        for channel in &targets.channels {
+            reach(tables.channels.get(channel), &|via| {
+                push_once(&mut via.channels, channel)
+            });
+        }
+        drop(tables);
+        let mut groups: HashMap<Via, Vec<Arc<Connection>>> = HashMap::new();
+        for (_, (connection, via)) in reached {
+            groups.entry(via).or_default().push(connection);
+        }
+        groups
+            .into_iter()
+            .map(|(via, connections)| Recipients { via, connections })
+            .collect()
+    }
+}
+
+fn push_once(names: &mut Vec<String>, name: &str) {
+    // A target list may repeat a name; `via` lists it once.
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_string());
+    }
+}
+
+fn remove_member(index: &mut HashMap<String, Members>, name: &str, seq: u64) {
+    if let Some(members) = index.get_mut(name) {
+        members.remove(&seq);
+        if members.is_empty() {
+            index.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+
+    fn connection(seq: u64) -> Arc<Connection> {
+        let (outbox, receiver) = Outbox::new(4, &CancellationToken::new());
+        std::mem::forget(receiver);
+        Arc::new(Connection::new(
+            ConnId {
+                gateway: "g".into(),
+                seq,
+            },
+            outbox,
+        ))
+    }
+
+    fn targets(users: &[&str], channels: &[&str], broadcast: bool) -> Targets {
+        Targets {
+            users: users.iter().map(|s| s.to_string()).collect(),
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            broadcast,
+        }
+    }
+
+    fn summary(groups: Vec<Recipients>) -> Vec<(Vec<u64>, Via)> {
+        let mut out: Vec<_> = groups
+            .into_iter()
+            .map(|g| {
+                let mut seqs: Vec<u64> = g.connections.iter().map(|c| c.id.seq).collect();
+                seqs.sort_unstable();
+                (seqs, g.via)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn each_connection_once_with_every_via() {
+        let registry = Registry::default();
+        let (a1, a2, b) = (connection(1), connection(2), connection(3));
+        for c in [&a1, &a2, &b] {
+            registry.insert(c.clone());
+        }
+        registry.identify(&a1, "alice");
+        registry.identify(&a2, "alice");
+        registry.identify(&b, "bob");
+        registry.join(&a1, "chat");
+        registry.join(&b, "chat");
+
+        let groups = summary(registry.resolve(&targets(&["alice"], &["chat", "chat"], false)));
+        assert_eq!(
+            groups,
+            vec![
+                (
+                    vec![1],
+                    Via {
+                        users: vec!["alice".into()],
+                        channels: vec!["chat".into()],
+                        broadcast: false
+                    }
+                ),
+                (
+                    vec![2],
+                    Via {
+                        users: vec!["alice".into()],
+                        ..Via::default()
+                    }
+                ),
+                (
+                    vec![3],
+                    Via {
+                        channels: vec!["chat".into()],
+                        ..Via::default()
+                    }
+                ),
+            ]
+        );
+        let one = summary(registry.resolve(&targets(&[], &["chat"], false)));
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, vec![1, 3]);
+        assert!(registry.resolve(&targets(&["carol"], &[], false)).is_empty());
+    }
+
+    #[test]
+    fn broadcast_reaches_identified_connections_only() {
+        let registry = Registry::default();
+        let (anon, alice) = (connection(1), connection(2));
+        registry.insert(anon);
+        registry.insert(alice.clone());
+        registry.identify(&alice, "alice");
+        let groups = summary(registry.resolve(&targets(&[], &[], true)));
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].0, vec![2]);
+        assert!(groups[0].1.broadcast);
+    }
+
+    #[test]
+    fn removed_connections_are_not_reached() {
+        let registry = Registry::default();
+        let c = connection(1);
+        registry.insert(c.clone());
+        registry.identify(&c, "alice");
+        registry.join(&c, "chat");
+        registry.leave(1, "chat");
+        assert!(registry.resolve(&targets(&[], &["chat"], false)).is_empty());
+        registry.remove(1, Some("alice"), &[]);
+        assert!(registry.resolve(&targets(&["alice"], &[], true)).is_empty());
+        assert!(registry.is_empty());
+    }
+}

@@ -1,0 +1,236 @@
+//! The per-connection state machine shared by WebSocket and SSE: anonymous until `ident`,
+//! then identified; turns client frames into dispatcher commands and reply frames.
+
+use crate::outbox::{CloseReason, OutboxReceiver};
+use crate::registry::Connection;
+use crate::Shared;
+use bytes::Bytes;
+use herald_core::bus::BusError;
+use herald_core::messages::{CommandReply, GatewayCommand};
+use herald_core::protocol::client_frames::ClientFrame;
+use herald_core::protocol::server_frames::ServerFrame;
+use herald_core::protocol::RequestId;
+use herald_core::subjects::{self, ConnId};
+use herald_core::{ErrorCode, HeraldError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// What one connection has established.
+#[derive(Default)]
+pub struct SessionState {
+    /// The identified user; `None` until `ident` succeeds.
+    user: Option<String>,
+    /// Channel patterns the user's token grants.
+    grants: Vec<String>,
+    /// Channels joined.
+    channels: BTreeSet<String>,
+    /// Idents refused so far.
+    failed_idents: u32,
+    /// Set once the connection closed; later frames are refused.
+    closed: bool,
+}
+
+/// Opens a connection: registers it and returns it with the receiving end of its outbox.
+pub(crate) fn open(shared: &Shared) -> (Arc<Connection>, OutboxReceiver) {
+    let id = ConnId {
+        gateway: shared.id.clone(),
+        seq: shared.next_conn_seq(),
+    };
+    let (outbox, receiver) =
+        crate::outbox::Outbox::new(shared.config.outbox_capacity, &shared.shutdown);
+    let connection = Arc::new(Connection::new(id, outbox));
+    shared.registry.insert(connection.clone());
+    shared.metrics.connections.inc();
+    (connection, receiver)
+}
+
+/// The first frame of every connection.
+pub(crate) fn welcome(shared: &Shared, connection: &Connection) -> String {
+    ServerFrame::Welcome {
+        conn: connection.id_text.clone(),
+        heartbeat_ms: shared.config.heartbeat.as_millis() as u64,
+    }
+    .encode()
+}
+
+/// Handles one client frame and returns the reply frame. May ask the connection to close
+/// (after the reply is sent), e.g. after too many failed idents.
+pub(crate) async fn handle_frame(shared: &Shared, connection: &Arc<Connection>, text: &str) -> String {
+    connection.seen();
+    if text.len() > shared.config.max_frame_bytes {
+        let error = HeraldError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "frame of {} bytes exceeds the limit of {} bytes",
+                text.len(),
+                shared.config.max_frame_bytes
+            ),
+        );
+        return ServerFrame::error(None, &error).encode();
+    }
+    let frame = match ClientFrame::decode(text) {
+        Ok(frame) => frame,
+        Err(e) => return ServerFrame::error(e.id, &e.error).encode(),
+    };
+    let id = frame.id().cloned();
+    let mut state = connection.session.lock().await;
+    if state.closed {
+        let error = HeraldError::bad_request("connection is closing");
+        return ServerFrame::error(id, &error).encode();
+    }
+    match execute(shared, connection, &mut state, frame).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            if error.code == ErrorCode::Unauthorized && state.user.is_none() {
+                state.failed_idents += 1;
+                if state.failed_idents >= shared.config.max_failed_idents {
+                    tracing::info!(conn = %connection.id_text, "closing after too many failed idents");
+                    connection.outbox.close(CloseReason::TOO_MANY_FAILED_IDENTS);
+                }
+            }
+            ServerFrame::error(id, &error)
+        }
+    }
+    .encode()
+}
+
+async fn execute(
+    shared: &Shared,
+    connection: &Arc<Connection>,
+    state: &mut SessionState,
+    frame: ClientFrame,
+) -> Result<ServerFrame, HeraldError> {
+    let conn = connection.id_text.clone();
+    match frame {
+        ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
+        ClientFrame::Ident { id, auth } => {
+            if let Some(user) = &state.user {
+                return Err(HeraldError::bad_request(format!(
+                    "already identified as {user:?}; open a new connection to change user"
+                )));
+            }
+            match command(shared, &GatewayCommand::Ident { conn, auth }).await? {
+                CommandReply::Identified { user, grants } => {
+                    shared.registry.identify(connection, &user);
+                    state.user = Some(user.clone());
+                    state.grants = grants;
+                    Ok(ok(id, Some(user), None))
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        ClientFrame::Join { id, channel } => {
+            let user = identified(state)?;
+            if state.channels.contains(&channel) {
+                return Ok(ok(id, None, Some(channel)));
+            }
+            let join = GatewayCommand::Join {
+                conn,
+                user,
+                grants: state.grants.clone(),
+                channel: channel.clone(),
+            };
+            command(shared, &join).await?;
+            shared.registry.join(connection, &channel);
+            state.channels.insert(channel.clone());
+            Ok(ok(id, None, Some(channel)))
+        }
+        ClientFrame::Leave { id, channel } => {
+            let user = identified(state)?;
+            if !state.channels.contains(&channel) {
+                return Err(HeraldError::bad_request(format!(
+                    "not a member of channel {channel:?}; nothing to leave"
+                )));
+            }
+            let leave = GatewayCommand::Leave {
+                conn,
+                user,
+                channel: channel.clone(),
+            };
+            command(shared, &leave).await?;
+            shared.registry.leave(connection.id.seq, &channel);
+            state.channels.remove(&channel);
+            Ok(ok(id, None, Some(channel)))
+        }
+    }
+}
+
+/// Forgets a connection that closed, here and (for identified ones) in KV.
+pub(crate) async fn close(shared: &Shared, connection: &Connection, reason: &str) {
+    let mut state = connection.session.lock().await;
+    if state.closed {
+        return;
+    }
+    state.closed = true;
+    let channels: Vec<String> = state.channels.iter().cloned().collect();
+    shared
+        .registry
+        .remove(connection.id.seq, state.user.as_deref(), &channels);
+    shared.metrics.connections.dec();
+    // On shutdown the gateway reports its departure once instead of each connection.
+    if shared.shutdown.is_cancelled() {
+        return;
+    }
+    if let Some(user) = state.user.clone() {
+        let closed = GatewayCommand::Closed {
+            conn: connection.id_text.clone(),
+            user,
+            channels,
+            reason: reason.to_string(),
+        };
+        if let Err(e) = command(shared, &closed).await {
+            // The dispatcher's liveness check removes it when this gateway stops, at worst.
+            tracing::warn!(conn = %connection.id_text, error = %e, "could not report a closed connection");
+        }
+    }
+}
+
+fn ok(id: Option<RequestId>, user: Option<String>, channel: Option<String>) -> ServerFrame {
+    ServerFrame::Ok { id, user, channel }
+}
+
+fn identified(state: &SessionState) -> Result<String, HeraldError> {
+    state.user.clone().ok_or_else(|| {
+        HeraldError::new(
+            ErrorCode::Unauthorized,
+            "identify first: send an `ident` frame with a token",
+        )
+    })
+}
+
+fn unexpected(reply: CommandReply) -> HeraldError {
+    HeraldError::internal(format!("unexpected dispatcher reply {reply:?}"))
+}
+
+/// Sends a command to a dispatcher and waits for its answer.
+pub(crate) async fn command(
+    shared: &Shared,
+    command: &GatewayCommand,
+) -> Result<CommandReply, HeraldError> {
+    let body = serde_json::to_vec(command).map_err(HeraldError::internal)?;
+    let reply = shared
+        .bus
+        .request(subjects::CMD, Bytes::from(body), shared.config.command_timeout)
+        .await
+        .map_err(bus_error)?;
+    match serde_json::from_slice::<CommandReply>(&reply) {
+        Ok(CommandReply::Failed { error }) => Err(error),
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}"))),
+    }
+}
+
+/// Turns a bus failure into the error a client (or backend) can act on.
+pub(crate) fn bus_error(e: BusError) -> HeraldError {
+    match e {
+        BusError::NoResponders(_) => HeraldError::unavailable(
+            "no dispatcher is running; try again shortly",
+        ),
+        BusError::Timeout(_) => HeraldError::unavailable(
+            "the dispatcher did not answer in time; try again",
+        ),
+        BusError::Unavailable(detail) => {
+            HeraldError::unavailable(format!("message bus unavailable, try again: {detail}"))
+        }
+    }
+}

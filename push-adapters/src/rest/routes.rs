@@ -1,0 +1,252 @@
+//! The handlers of REST API v1.
+
+use super::auth::require_key;
+use super::body;
+use super::error::ApiError;
+use super::RestState;
+use crate::publish::publish;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use herald_core::messages::{Query, QueryReply};
+use herald_core::names::check_name;
+use herald_core::protocol::notify::{Notify, Targets};
+use herald_core::token::{self, Claims};
+use herald_core::{subjects, ErrorCode, HeraldError};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// Longest lifetime of a token, one-time or not.
+const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+/// Longest lifetime of a one-time token: they exist to hand a session over within seconds.
+pub const MAX_ONCE_TTL_SECS: u64 = 600;
+
+pub(crate) fn router(state: Arc<RestState>) -> Router {
+    Router::new()
+        .route("/v1/notify", post(notify))
+        .route("/v1/notify/user/{user}", post(notify_user))
+        .route("/v1/notify/channel/{channel}", post(notify_channel))
+        .route("/v1/tokens", post(tokens))
+        .route("/v1/users/{user}", get(user_info))
+        .route("/v1/users/{user}/disconnect", post(disconnect))
+        .route("/v1/channels/{channel}", get(channel_info))
+        .route("/v1/channels", get(channels))
+        .route("/push", post(super::turted::push))
+        .route("/push/", post(super::turted::push))
+        .route("/v1/{*rest}", axum::routing::any(not_found))
+        .with_state(state)
+}
+
+/// The body of `/v1/notify/user/{u}` and `/v1/notify/channel/{c}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    event: String,
+    #[serde(default)]
+    payload: Option<Box<RawValue>>,
+}
+
+async fn notify(
+    State(state): State<Arc<RestState>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    let bytes = body::read(request, state.config.max_payload_bytes).await?;
+    let notify = Notify::decode(&bytes)?;
+    accept(&state, notify).await
+}
+
+async fn notify_user(
+    State(state): State<Arc<RestState>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    let targets = Targets {
+        users: vec![user],
+        ..Targets::default()
+    };
+    notify_targets(&state, targets, request).await
+}
+
+async fn notify_channel(
+    State(state): State<Arc<RestState>>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    let targets = Targets {
+        channels: vec![channel],
+        ..Targets::default()
+    };
+    notify_targets(&state, targets, request).await
+}
+
+async fn notify_targets(
+    state: &RestState,
+    targets: Targets,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let bytes = body::read(request, state.config.max_payload_bytes).await?;
+    let event: EventBody = body::json(&bytes)?;
+    let notify = Notify {
+        event: event.event,
+        targets,
+        payload: event.payload.unwrap_or_else(null),
+    };
+    notify.validate()?;
+    accept(state, notify).await
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_string()).unwrap_or_else(|_| unreachable!("valid JSON"))
+}
+
+/// Checks the payload size, hands the event to a dispatcher and answers 202 with its id.
+pub(crate) async fn accept(state: &RestState, notify: Notify) -> Result<Response, ApiError> {
+    let result = async {
+        body::check_payload(&notify.payload, state.config.max_payload_bytes)?;
+        Ok::<_, ApiError>(publish(state.bus.as_ref(), &notify).await?)
+    }
+    .await;
+    match result {
+        Ok(id) => {
+            state.accepted.inc();
+            Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
+        }
+        Err(e) => {
+            state.refused.inc();
+            Err(e)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    user: String,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+    #[serde(default)]
+    once: bool,
+}
+
+async fn tokens(
+    State(state): State<Arc<RestState>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    let bytes = body::read(request, 0).await?;
+    let wanted: TokenRequest = body::json(&bytes)?;
+    check_name("user", &wanted.user)?;
+    for pattern in &wanted.channels {
+        let plain = pattern.replace('*', "");
+        if !(plain.is_empty() || herald_core::names::is_valid_name(&plain)) || pattern.len() > 128 {
+            return Err(HeraldError::bad_request(format!(
+                "invalid channel pattern {pattern:?}: channel-name characters and `*`"
+            ))
+            .into());
+        }
+    }
+    let (default_ttl, max_ttl) = if wanted.once {
+        (60, MAX_ONCE_TTL_SECS)
+    } else {
+        (3600, MAX_TOKEN_TTL_SECS)
+    };
+    let ttl = wanted.ttl_secs.unwrap_or(default_ttl);
+    if ttl == 0 || ttl > max_ttl {
+        return Err(HeraldError::bad_request(format!(
+            "`ttl_secs` must be between 1 and {max_ttl}{}",
+            if wanted.once { " for one-time tokens" } else { "" }
+        ))
+        .into());
+    }
+    let now = token::now_secs();
+    let claims = Claims {
+        sub: wanted.user.clone(),
+        exp: now + ttl,
+        iat: Some(now),
+        channels: wanted.channels,
+        jti: wanted
+            .once
+            .then(|| format!("{:032x}", rand::random::<u128>())),
+        once: wanted.once,
+    };
+    let token = token::mint(&state.config.jwt_secret, &claims)?;
+    Ok(Json(json!({
+        "token": token,
+        "user": wanted.user,
+        "expires_at": claims.exp,
+        "once": wanted.once,
+    }))
+    .into_response())
+}
+
+async fn query(state: &RestState, query: Query) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(&query).map_err(HeraldError::internal)?;
+    let reply = state
+        .bus
+        .request(subjects::QUERY, Bytes::from(body), crate::publish::ACCEPT_TIMEOUT)
+        .await
+        .map_err(|e| HeraldError::unavailable(format!("no dispatcher answered, retry: {e}")))?;
+    match serde_json::from_slice::<QueryReply>(&reply) {
+        Ok(QueryReply::Answer { body }) => Ok(Json(body).into_response()),
+        Ok(QueryReply::Failed { error }) => Err(error.into()),
+        Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}")).into()),
+    }
+}
+
+async fn user_info(
+    State(state): State<Arc<RestState>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    check_name("user", &user)?;
+    query(&state, Query::User { user }).await
+}
+
+async fn channel_info(
+    State(state): State<Arc<RestState>>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    check_name("channel", &channel)?;
+    query(&state, Query::Channel { channel }).await
+}
+
+async fn channels(
+    State(state): State<Arc<RestState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    query(&state, Query::Channels).await
+}
+
+async fn disconnect(
+    State(state): State<Arc<RestState>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    check_name("user", &user)?;
+    query(&state, Query::DisconnectUser { user }).await
+}
+
+/// Answers an unknown path under the REST API with a JSON 404.
+async fn not_found() -> ApiError {
+    HeraldError::new(ErrorCode::NotFound, "no such endpoint; see docs/protocol.md").into()
+}

@@ -1,0 +1,186 @@
+//! Configuration: flags, then `HERALD_*` environment variables, then an optional TOML file,
+//! then defaults, in that order of precedence.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Options every role understands. Each flag also reads `HERALD_<NAME>` and the TOML key of
+/// the same name (with `_` for `-`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Options {
+    /// TOML configuration file; flags and HERALD_* variables override its values.
+    #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// NATS server URL; without it `serve` runs on an embedded in-memory bus.
+    #[arg(long, env = "HERALD_NATS", value_name = "URL")]
+    pub nats: Option<String>,
+    /// Address to listen on for HTTP (default 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Secret that signs client tokens (HS256), shared with the backend.
+    #[arg(long, env = "HERALD_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Argon2id hash of an accepted API key (repeatable; env: comma-separated). Make one with
+    /// `herald passwd`.
+    #[arg(long = "api-key-hash", env = "HERALD_API_KEY_HASHES", value_delimiter = ',', value_name = "HASH")]
+    pub api_key_hashes: Vec<String>,
+    /// File of `name:$argon2id$...` lines: users who may ident with a password.
+    #[arg(long, env = "HERALD_USERS_FILE", value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+    /// Largest event payload in bytes (default 65536); larger ones get 413 / too_large.
+    #[arg(long, env = "HERALD_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
+    pub max_payload_bytes: Option<usize>,
+    /// Server ping interval in milliseconds (default 25000); silent clients are closed after
+    /// two intervals.
+    #[arg(long, env = "HERALD_HEARTBEAT_MS", value_name = "MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Frames a connection may have queued before it is closed as a slow consumer
+    /// (default 1024).
+    #[arg(long, env = "HERALD_OUTBOX_CAPACITY", value_name = "FRAMES")]
+    pub outbox_capacity: Option<usize>,
+    /// How often a gateway reports it is alive, in milliseconds (default 5000).
+    #[arg(long, env = "HERALD_LIVENESS_INTERVAL_MS", value_name = "MS")]
+    pub liveness_interval_ms: Option<u64>,
+    /// A gateway silent this long, in milliseconds, is declared dead and its connections
+    /// removed (default 15000).
+    #[arg(long, env = "HERALD_GATEWAY_TIMEOUT_MS", value_name = "MS")]
+    pub gateway_timeout_ms: Option<u64>,
+}
+
+/// The TOML file: the same keys as the flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileOptions {
+    nats: Option<String>,
+    listen: Option<SocketAddr>,
+    jwt_secret: Option<String>,
+    #[serde(default)]
+    api_key_hashes: Vec<String>,
+    users_file: Option<PathBuf>,
+    max_payload_bytes: Option<usize>,
+    heartbeat_ms: Option<u64>,
+    outbox_capacity: Option<usize>,
+    liveness_interval_ms: Option<u64>,
+    gateway_timeout_ms: Option<u64>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub nats: Option<String>,
+    pub listen: SocketAddr,
+    pub jwt_secret: Option<String>,
+    pub api_key_hashes: Vec<String>,
+    pub users: herald_core::credentials::Users,
+    pub max_payload_bytes: usize,
+    pub heartbeat: Duration,
+    pub outbox_capacity: usize,
+    pub liveness_interval: Duration,
+    pub gateway_timeout: Duration,
+}
+
+impl Options {
+    /// Merges flags/env over the TOML file over defaults, and checks the result.
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileOptions::default(),
+        };
+        let api_key_hashes = if self.api_key_hashes.is_empty() {
+            file.api_key_hashes
+        } else {
+            self.api_key_hashes
+        };
+        for (i, hash) in api_key_hashes.iter().enumerate() {
+            herald_core::credentials::check_hash(hash)
+                .map_err(|e| anyhow::anyhow!("API key hash #{}: {e}", i + 1))?;
+        }
+        let users = match self.users_file.or(file.users_file) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read users file {}", path.display()))?;
+                herald_core::credentials::Users::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("users file {}: {e}", path.display()))?
+            }
+            None => Default::default(),
+        };
+        let max_payload_bytes = self.max_payload_bytes.or(file.max_payload_bytes).unwrap_or(65_536);
+        if max_payload_bytes == 0 || max_payload_bytes > 1024 * 1024 {
+            bail!("max-payload-bytes must be between 1 and 1048576 (NATS's default message limit)");
+        }
+        let millis = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
+            let ms = flag.or(file).unwrap_or(default);
+            if ms == 0 {
+                bail!("{name} must be positive");
+            }
+            Ok(Duration::from_millis(ms))
+        };
+        Ok(Settings {
+            nats: self.nats.or(file.nats),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            jwt_secret: self.jwt_secret.or(file.jwt_secret),
+            api_key_hashes,
+            users,
+            max_payload_bytes,
+            heartbeat: millis(self.heartbeat_ms, file.heartbeat_ms, 25_000, "heartbeat-ms")?,
+            outbox_capacity: self.outbox_capacity.or(file.outbox_capacity).unwrap_or(1024).max(1),
+            liveness_interval: millis(
+                self.liveness_interval_ms,
+                file.liveness_interval_ms,
+                5_000,
+                "liveness-interval-ms",
+            )?,
+            gateway_timeout: millis(
+                self.gateway_timeout_ms,
+                file.gateway_timeout_ms,
+                15_000,
+                "gateway-timeout-ms",
+            )?,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileOptions> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("herald-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(&path, "heartbeat_ms = 1000\nmax_payload_bytes = 10\n").unwrap();
+        let settings = Options {
+            config: Some(path.clone()),
+            max_payload_bytes: Some(20),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(settings.max_payload_bytes, 20);
+        assert_eq!(settings.heartbeat, Duration::from_millis(1000));
+        assert_eq!(settings.gateway_timeout, Duration::from_millis(15_000));
+
+        std::fs::write(&path, "heartbeat = 1\n").unwrap();
+        let error = Options {
+            config: Some(path),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+}
