@@ -24,9 +24,10 @@ pub struct Options {
     /// Secret that signs client tokens (HS256), shared with the backend.
     #[arg(long, env = "HERALD_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// Argon2id hash of an accepted API key (repeatable; env: comma-separated). Make one with
-    /// `herald passwd`.
-    #[arg(long = "api-key-hash", env = "HERALD_API_KEY_HASHES", value_delimiter = ',', value_name = "HASH")]
+    /// Argon2id hash of an accepted API key; repeat for several. Make one with `herald
+    /// passwd`. [env: HERALD_API_KEY_HASHES, separated by spaces or newlines, since hashes
+    /// contain commas]
+    #[arg(long = "api-key-hash", value_name = "HASH")]
     pub api_key_hashes: Vec<String>,
     /// File of `name:$argon2id$...` lines: users who may ident with a password.
     #[arg(long, env = "HERALD_USERS_FILE", value_name = "FILE")]
@@ -90,11 +91,13 @@ impl Options {
             Some(path) => read_file(path)?,
             None => FileOptions::default(),
         };
-        let api_key_hashes = if self.api_key_hashes.is_empty() {
-            file.api_key_hashes
-        } else {
-            self.api_key_hashes
-        };
+        let from_env: Vec<String> = std::env::var("HERALD_API_KEY_HASHES")
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let api_key_hashes = [self.api_key_hashes, from_env, file.api_key_hashes]
+            .into_iter()
+            .find(|hashes| !hashes.is_empty())
+            .unwrap_or_default();
         for (i, hash) in api_key_hashes.iter().enumerate() {
             herald_core::credentials::check_hash(hash)
                 .map_err(|e| anyhow::anyhow!("API key hash #{}: {e}", i + 1))?;

@@ -73,6 +73,7 @@ pub(crate) async fn handle_frame(shared: &Shared, connection: &Arc<Connection>, 
         Err(e) => return ServerFrame::error(e.id, &e.error).encode(),
     };
     let id = frame.id().cloned();
+    let is_ident = matches!(frame, ClientFrame::Ident { .. });
     let mut state = connection.session.lock().await;
     if state.closed {
         let error = HeraldError::bad_request("connection is closing");
@@ -81,7 +82,7 @@ pub(crate) async fn handle_frame(shared: &Shared, connection: &Arc<Connection>, 
     match execute(shared, connection, &mut state, frame).await {
         Ok(reply) => reply,
         Err(error) => {
-            if error.code == ErrorCode::Unauthorized && state.user.is_none() {
+            if is_ident && error.code == ErrorCode::Unauthorized {
                 state.failed_idents += 1;
                 if state.failed_idents >= shared.config.max_failed_idents {
                     tracing::info!(conn = %connection.id_text, "closing after too many failed idents");

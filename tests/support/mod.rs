@@ -1,0 +1,500 @@
+//! Test harness: real nats-server and herald processes on free ports, and small WebSocket, SSE
+//! and REST clients that wait for conditions with deadlines.
+#![allow(dead_code)]
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long any single expected thing may take.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+/// The JWT secret every test deployment uses.
+pub const SECRET: &str = "test-secret";
+/// The API key every test deployment accepts.
+pub const API_KEY: &str = "test-api-key";
+
+/// The argon2id hash of [`API_KEY`], computed once per test binary.
+pub fn api_key_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| herald_core::credentials::hash_secret(API_KEY).expect("hash"))
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until `check` holds or the deadline passes.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < DEADLINE {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn nats_server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("HERALD_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let cached = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/nats/nats-server");
+    if cached.exists() {
+        return cached;
+    }
+    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ensure-nats.sh"))
+        .output()
+        .expect("run scripts/ensure-nats.sh");
+    assert!(output.status.success(), "scripts/ensure-nats.sh failed");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// A child process killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Process {
+    /// Kills it now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks it to stop (SIGTERM) and waits up to the deadline for it to exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        unsafe_sigterm(self.child.id());
+        let started = Instant::now();
+        while started.elapsed() < DEADLINE {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A nats-server with JetStream on a free port and its own store directory.
+pub struct Nats {
+    pub url: String,
+    pub port: u16,
+    process: Process,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Nats {
+        let port = free_port();
+        let store = tempfile::tempdir().expect("tempdir");
+        let child = Command::new(nats_server_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < DEADLINE, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            process: Process {
+                child,
+                name: "nats-server".into(),
+            },
+            _store: store,
+        }
+    }
+}
+
+/// Starts `herald <args>`; for roles that listen, returns the address they printed.
+pub fn herald(args: &[&str]) -> (Process, Option<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .env("HERALD_LOG", std::env::var("HERALD_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start herald");
+    let stdout = child.stdout.take().expect("stdout");
+    let name = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
+    let listens = !matches!(args.first(), Some(&"dispatcher"));
+    let mut address = None;
+    if listens {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        address = Some(rx.recv_timeout(DEADLINE).unwrap_or_else(|_| panic!("herald {name} did not start listening")));
+    }
+    (Process { child, name }, address)
+}
+
+/// The arguments every test deployment shares.
+pub fn common_args(nats: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "--jwt-secret".to_string(),
+        SECRET.to_string(),
+        "--api-key-hash".to_string(),
+        api_key_hash().to_string(),
+        "--listen".to_string(),
+        "127.0.0.1:0".to_string(),
+    ];
+    if let Some(url) = nats {
+        args.push("--nats".to_string());
+        args.push(url.to_string());
+    }
+    args
+}
+
+/// A `herald serve` process (embedded, or on the given NATS), with clients for it.
+pub struct Herald {
+    pub process: Process,
+    pub base: String,
+    pub ws_url: String,
+    pub rest: Rest,
+}
+
+impl Herald {
+    /// `herald serve` with the common arguments plus `extra`.
+    pub fn serve(nats: Option<&str>, extra: &[&str]) -> Herald {
+        let mut args = vec!["serve".to_string()];
+        args.extend(common_args(nats));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (process, address) = herald(&refs);
+        let base = address.expect("address");
+        Herald {
+            process,
+            ws_url: ws_url(&base),
+            rest: Rest::new(&base),
+            base,
+        }
+    }
+}
+
+/// The WebSocket URL of a gateway at `base`.
+pub fn ws_url(base: &str) -> String {
+    format!("{}/ws", base.replacen("http://", "ws://", 1))
+}
+
+/// A token for `user` granting `channels`.
+pub fn token(user: &str, channels: &[&str]) -> String {
+    token_with(user, channels, 3600)
+}
+
+/// A token for `user` valid `ttl` seconds from now (negative: already expired).
+pub fn token_with(user: &str, channels: &[&str], ttl: i64) -> String {
+    let exp = (herald_core::token::now_secs() as i64 + ttl).max(0) as u64;
+    herald_core::token::mint(
+        SECRET.as_bytes(),
+        &herald_core::token::Claims {
+            sub: user.to_string(),
+            exp,
+            iat: None,
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            jti: None,
+            once: false,
+        },
+    )
+    .expect("mint")
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client speaking protocol v1.
+pub struct Ws {
+    stream: WsStream,
+    next_id: u64,
+    /// The connection id from `welcome`.
+    pub conn: String,
+}
+
+/// How a WebSocket ended.
+#[derive(Debug, PartialEq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Ws {
+    /// Connects and reads `welcome`.
+    pub async fn connect(url: &str) -> Ws {
+        let (stream, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let mut ws = Ws {
+            stream,
+            next_id: 0,
+            conn: String::new(),
+        };
+        let welcome = ws.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        assert!(welcome["heartbeat_ms"].as_u64().is_some());
+        ws.conn = welcome["conn"].as_str().expect("conn id").to_string();
+        ws
+    }
+
+    /// Connects, idents as `user` with `channels` granted, and joins `joins`.
+    pub async fn user(url: &str, user: &str, joins: &[&str]) -> Ws {
+        let mut ws = Ws::connect(url).await;
+        let reply = ws.ident(&token(user, &[])).await;
+        assert_eq!(reply["type"], "ok", "{reply}");
+        for channel in joins {
+            let reply = ws.join(channel).await;
+            assert_eq!(reply["type"], "ok", "{reply}");
+        }
+        ws
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a request frame with a fresh id and returns its reply (events in between are
+    /// a test failure: callers read events with [`Ws::event`]).
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        self.next_id += 1;
+        frame["id"] = json!(self.next_id);
+        self.send_text(&frame.to_string()).await;
+        let reply = self.recv().await;
+        assert_eq!(reply["id"], json!(self.next_id), "reply to the request: {reply}");
+        reply
+    }
+
+    /// `ident` with a token.
+    pub async fn ident(&mut self, token: &str) -> Value {
+        self.request(json!({"type": "ident", "auth": {"token": token}})).await
+    }
+
+    /// `join`.
+    pub async fn join(&mut self, channel: &str) -> Value {
+        self.request(json!({"type": "join", "channel": channel})).await
+    }
+
+    /// `leave`.
+    pub async fn leave(&mut self, channel: &str) -> Value {
+        self.request(json!({"type": "leave", "channel": channel})).await
+    }
+
+    /// The next frame, within the deadline.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_frame(DEADLINE).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("no frame within the deadline"),
+            Err(closed) => panic!("connection closed: {closed:?}"),
+        }
+    }
+
+    /// The next frame within `wait`: `Ok(None)` if none came, `Err` if the server closed.
+    pub async fn next_frame(&mut self, wait: Duration) -> Result<Option<Value>, Closed> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Ok(Some(serde_json::from_str(text.as_str()).expect("server sends JSON")))
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Err(Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)).unwrap_or(1005),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    })
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => {
+                    return Err(Closed {
+                        code: 1006,
+                        reason: "connection dropped".into(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The next `event` frame.
+    pub async fn event(&mut self) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame["type"], "event", "expected an event: {frame}");
+        frame
+    }
+
+    /// Asserts that no frame arrives for a short while (used after a ping round trip has
+    /// proven everything sent before it was already delivered).
+    pub async fn assert_quiet(&mut self) {
+        let pong = self.request(json!({"type": "ping"})).await;
+        assert_eq!(pong["type"], "pong", "expected nothing but the pong: {pong}");
+    }
+
+    /// Waits for the server to close the connection and returns how.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match self.next_frame(DEADLINE).await {
+                Err(closed) => return closed,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("connection not closed within the deadline"),
+            }
+        }
+    }
+}
+
+/// A REST client with the test API key.
+#[derive(Clone)]
+pub struct Rest {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Rest {
+    pub fn new(base: &str) -> Rest {
+        Rest {
+            base: base.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// POSTs JSON with the API key; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_raw(path, body.to_string(), Some(API_KEY)).await
+    }
+
+    /// POSTs a raw body with an optional key.
+    pub async fn post_raw(&self, path: &str, body: String, key: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// GETs with the API key.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST /v1/notify, asserting 202; returns the event id.
+    pub async fn notify(&self, event: &str, targets: Value, payload: Value) -> String {
+        let (status, body) = self
+            .post("/v1/notify", json!({"event": event, "targets": targets, "payload": payload}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().expect("event id").to_string()
+    }
+}
+
+/// An SSE connection: `GET /sse` plus `POST /sse/{conn}`.
+pub struct Sse {
+    pub conn: String,
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+    client: reqwest::Client,
+}
+
+impl Sse {
+    /// Opens the stream and reads `welcome`.
+    pub async fn open(base: &str) -> Sse {
+        let client = reqwest::Client::new();
+        let response = client.get(format!("{base}/sse")).send().await.expect("GET /sse");
+        assert_eq!(response.status().as_u16(), 200);
+        let mut sse = Sse {
+            conn: String::new(),
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+            client,
+        };
+        let welcome = sse.next_frame().await;
+        assert_eq!(welcome["type"], "welcome");
+        sse.conn = welcome["conn"].as_str().expect("conn").to_string();
+        sse
+    }
+
+    /// The next `data:` frame (keep-alive comments skipped).
+    pub async fn next_frame(&mut self) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|l| l.strip_prefix(' ').unwrap_or(l))
+                    .collect();
+                if !data.is_empty() {
+                    return serde_json::from_str(&data.join("\n")).expect("SSE data is JSON");
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(_) => panic!("SSE stream ended"),
+                Err(_) => panic!("no SSE frame within the deadline"),
+            }
+        }
+    }
+
+    /// POSTs a client frame to `base` (any gateway) and returns the reply frame.
+    pub async fn post(&self, base: &str, frame: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{base}/sse/{}", self.conn))
+            .body(frame.to_string())
+            .send()
+            .await
+            .expect("POST /sse");
+        response.json().await.expect("reply frame")
+    }
+}
