@@ -114,9 +114,30 @@ impl Nats {
     pub fn start() -> Nats {
         let port = free_port();
         let store = tempfile::tempdir().expect("tempdir");
+        let process = Self::spawn(port, store.path());
+        Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            process,
+            _store: store,
+        }
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        self.process = Self::spawn(self.port, self._store.path());
+    }
+
+    fn spawn(port: u16, store: &std::path::Path) -> Process {
         let child = Command::new(nats_server_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
+            .arg(store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -126,14 +147,9 @@ impl Nats {
             assert!(started.elapsed() < DEADLINE, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nats {
-            url: format!("nats://127.0.0.1:{port}"),
-            port,
-            process: Process {
-                child,
-                name: "nats-server".into(),
-            },
-            _store: store,
+        Process {
+            child,
+            name: "nats-server".into(),
         }
     }
 }
