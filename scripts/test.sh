@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every Herald test on a fresh machine: installs what is missing, then runs the Rust
+# suites (unit, end-to-end, cluster, adapters, clients), the JS client's unit tests, the browser
+# tests in headless Chromium, and a smoke run of the benchmark tool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+install_missing() {
+  local packages=()
+  command -v redis-server >/dev/null || packages+=(redis-server)
+  command -v php >/dev/null || packages+=(php-cli)
+  { command -v php >/dev/null && php -m 2>/dev/null | grep -qi '^curl$'; } || packages+=(php-curl)
+  command -v chromium >/dev/null || packages+=(chromium)
+  command -v javac >/dev/null || packages+=(openjdk-17-jdk-headless)
+  command -v node >/dev/null || packages+=(nodejs npm)
+  if [ ${#packages[@]} -gt 0 ]; then
+    say "installing ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${packages[@]}" >/dev/null
+  fi
+  HERALD_NATS_SERVER="$(scripts/ensure-nats.sh)"
+  export HERALD_NATS_SERVER
+  echo "nats-server: $HERALD_NATS_SERVER ($("$HERALD_NATS_SERVER" --version))"
+}
+
+say "checking what is installed"
+install_missing
+
+say "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+say "Rust tests (unit, end-to-end on the embedded bus and on nats-server, cluster, adapters, clients)"
+cargo build --workspace --all-targets --quiet
+cargo test --workspace --quiet -- --test-threads 4 2>&1 | tee test-output.log | grep -E '^(test result|failures:|---- |thread)' || true
+if grep -q 'test result: FAILED' test-output.log || ! grep -q 'test result: ok' test-output.log; then
+  echo "Rust tests failed; see test-output.log"; exit 1
+fi
+
+say "backend client unit tests (PHP, Java, Python)"
+clients/run-unit-tests.sh
+
+say "JavaScript client unit tests"
+(cd clients/js && npm test --silent)
+
+if [ -x tests/browser/run.sh ]; then
+  say "browser tests in headless Chromium"
+  cargo build --quiet
+  HERALD_BIN="$PWD/target/debug/herald" NATS_SERVER_BIN="$HERALD_NATS_SERVER" tests/browser/run.sh
+fi
+
+if [ -x bench/smoke.sh ]; then
+  say "benchmark smoke run (tiny sizes)"
+  bench/smoke.sh
+fi
+
+say "all tests passed"
