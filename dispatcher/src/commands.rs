@@ -28,7 +28,8 @@ pub(crate) async fn handle(context: &Context, message: &BusMessage) {
 }
 
 fn conn_id(text: &str) -> Result<ConnId, HeraldError> {
-    ConnId::parse(text).ok_or_else(|| HeraldError::bad_request(format!("bad connection id {text:?}")))
+    ConnId::parse(text)
+        .ok_or_else(|| HeraldError::bad_request(format!("bad connection id {text:?}")))
 }
 
 fn kv_down(e: impl std::fmt::Display) -> HeraldError {
@@ -46,7 +47,11 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
                     return Err(e);
                 }
             };
-            context.presence.identified(&conn, &user).await.map_err(kv_down)?;
+            context
+                .presence
+                .identified(&conn, &user)
+                .await
+                .map_err(kv_down)?;
             tracing::debug!(%conn, %user, "identified");
             Ok(CommandReply::Identified { user, grants })
         }
@@ -67,12 +72,20 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
                     ),
                 ));
             }
-            context.presence.joined(&conn, &user, &channel).await.map_err(kv_down)?;
+            context
+                .presence
+                .joined(&conn, &user, &channel)
+                .await
+                .map_err(kv_down)?;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Leave { conn, channel, .. } => {
             let conn = conn_id(&conn)?;
-            context.presence.left(&conn, &channel).await.map_err(kv_down)?;
+            context
+                .presence
+                .left(&conn, &channel)
+                .await
+                .map_err(kv_down)?;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Closed {
@@ -91,7 +104,11 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
             Ok(CommandReply::Done)
         }
         GatewayCommand::Heartbeat { gateway, beat } => {
-            context.presence.heartbeat(&gateway, beat).await.map_err(kv_down)?;
+            context
+                .presence
+                .heartbeat(&gateway, beat)
+                .await
+                .map_err(kv_down)?;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Stopped { gateway } => {
@@ -105,7 +122,10 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
 pub(crate) async fn announce(context: &Context, conn: String, user: String, reason: String) {
     let event = PresenceEvent::Disconnected { conn, user, reason };
     if let Ok(bytes) = serde_json::to_vec(&event) {
-        let _ = context.bus.publish(subjects::PRESENCE, Bytes::from(bytes)).await;
+        let _ = context
+            .bus
+            .publish(subjects::PRESENCE, Bytes::from(bytes))
+            .await;
     }
 }
 

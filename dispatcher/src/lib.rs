@@ -126,17 +126,18 @@ pub async fn run(
     shutdown.cancelled().await;
     tracker.close();
     // Requests already taken finish (their requesters are waiting for the answer).
-    if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("dispatcher stopped with requests still in flight");
     }
     tracing::info!("dispatcher stopped");
     Ok(())
 }
 
-type Handler = fn(
-    Arc<Context>,
-    BusMessage,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type Handler =
+    fn(Arc<Context>, BusMessage) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Handles each request of `subscription` in its own task, at most
 /// [`MAX_CONCURRENT_REQUESTS`] at a time. Requests of one connection arrive one by one (the

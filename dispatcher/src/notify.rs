@@ -56,7 +56,9 @@ async fn publish(context: &Context, id: String, body: &[u8]) -> Result<String, H
         .bus
         .publish(subjects::DELIVER, Bytes::from(bytes))
         .await
-        .map_err(|e| HeraldError::unavailable(format!("could not hand the event to the gateways: {e}")))?;
+        .map_err(|e| {
+            HeraldError::unavailable(format!("could not hand the event to the gateways: {e}"))
+        })?;
     Ok(id)
 }
 
@@ -75,6 +77,10 @@ impl EventIds {
     }
 
     fn next(&self) -> String {
-        format!("{}-{}", self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{}",
+            self.prefix,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }

@@ -1,8 +1,8 @@
 //! The KV layout of who is connected where and who joined what, and every read and write of it.
 
+use bytes::Bytes;
 use herald_core::kv::{Kv, KvError};
 use herald_core::subjects::{self, ConnId};
-use bytes::Bytes;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,21 +30,29 @@ impl Presence {
     /// Records a gateway heartbeat.
     pub async fn heartbeat(&self, gateway: &str, beat: u64) -> Result<(), KvError> {
         self.kv
-            .put(&subjects::gateway_key(gateway), Bytes::from(beat.to_string()))
+            .put(
+                &subjects::gateway_key(gateway),
+                Bytes::from(beat.to_string()),
+            )
             .await
     }
 
     /// Records that `conn` is identified as `user`.
     pub async fn identified(&self, conn: &ConnId, user: &str) -> Result<(), KvError> {
         let value = Bytes::from(user.to_string());
-        self.kv.put(&subjects::conn_key(conn), value.clone()).await?;
+        self.kv
+            .put(&subjects::conn_key(conn), value.clone())
+            .await?;
         self.kv.put(&subjects::user_key(user, conn), value).await
     }
 
     /// Records that `conn` (of `user`) joined `channel`.
     pub async fn joined(&self, conn: &ConnId, user: &str, channel: &str) -> Result<(), KvError> {
         self.kv
-            .put(&subjects::channel_key(channel, conn), Bytes::from(user.to_string()))
+            .put(
+                &subjects::channel_key(channel, conn),
+                Bytes::from(user.to_string()),
+            )
             .await
     }
 
@@ -54,9 +62,16 @@ impl Presence {
     }
 
     /// Removes everything `conn` left behind.
-    pub async fn closed(&self, conn: &ConnId, user: &str, channels: &[String]) -> Result<(), KvError> {
+    pub async fn closed(
+        &self,
+        conn: &ConnId,
+        user: &str,
+        channels: &[String],
+    ) -> Result<(), KvError> {
         for channel in channels {
-            self.kv.delete(&subjects::channel_key(channel, conn)).await?;
+            self.kv
+                .delete(&subjects::channel_key(channel, conn))
+                .await?;
         }
         self.kv.delete(&subjects::user_key(user, conn)).await?;
         self.kv.delete(&subjects::conn_key(conn)).await

@@ -37,7 +37,12 @@ async fn answer(context: &Context, query: Query) -> Result<serde_json::Value, He
         Query::Channels => context.presence.channels().await.map_err(down),
         Query::DisconnectUser { user } => {
             names::check_name("user", &user)?;
-            let connections = context.presence.connections_of(&user).await.map_err(down)?.len();
+            let connections = context
+                .presence
+                .connections_of(&user)
+                .await
+                .map_err(down)?
+                .len();
             let control = serde_json::to_vec(&Control::DisconnectUser { user: user.clone() })
                 .map_err(HeraldError::internal)?;
             context

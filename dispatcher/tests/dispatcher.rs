@@ -1,0 +1,248 @@
+//! The dispatcher on the memory bus and KV: what it answers gateways and adapters, what it
+//! writes to KV, and how it clears a gateway that went silent.
+
+use bytes::Bytes;
+use herald_core::bus::{Bus, MemoryBus};
+use herald_core::kv::{Kv, MemoryKv};
+use herald_core::messages::{CommandReply, GatewayCommand, NotifyReply};
+use herald_core::protocol::client_frames::IdentAuth;
+use herald_core::token::{mint, now_secs, Claims};
+use herald_core::{subjects, ErrorCode};
+use herald_dispatcher::DispatcherConfig;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &[u8] = b"secret";
+
+struct Fixture {
+    bus: Arc<MemoryBus>,
+    kv: Arc<MemoryKv>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start() -> Fixture {
+    let bus = Arc::new(MemoryBus::new());
+    let kv = Arc::new(MemoryKv::new());
+    let shutdown = CancellationToken::new();
+    let config = DispatcherConfig {
+        jwt_secret: SECRET.to_vec(),
+        users: Default::default(),
+        gateway_timeout: Duration::from_millis(300),
+        liveness_interval: Duration::from_millis(50),
+    };
+    let task = tokio::spawn(herald_dispatcher::run(
+        bus.clone(),
+        kv.clone(),
+        Arc::new(MemoryKv::new()),
+        config,
+        Default::default(),
+        shutdown.clone(),
+    ));
+    // Ready once it answers a heartbeat.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let fixture = Fixture {
+        bus,
+        kv,
+        shutdown,
+        task,
+    };
+    while fixture.command(&heartbeat("warmup", 1)).await.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dispatcher did not start"
+        );
+        tokio::task::yield_now().await;
+    }
+    fixture
+}
+
+fn heartbeat(gateway: &str, beat: u64) -> GatewayCommand {
+    GatewayCommand::Heartbeat {
+        gateway: gateway.into(),
+        beat,
+    }
+}
+
+fn token(user: &str, channels: &[&str], once: bool) -> String {
+    let claims = Claims {
+        sub: user.into(),
+        exp: now_secs() + 60,
+        iat: None,
+        channels: channels.iter().map(|s| s.to_string()).collect(),
+        jti: once.then(|| "abc123".to_string()),
+        once,
+    };
+    mint(SECRET, &claims).expect("mint")
+}
+
+impl Fixture {
+    async fn command(&self, command: &GatewayCommand) -> Option<CommandReply> {
+        let body = Bytes::from(serde_json::to_vec(command).expect("encode"));
+        let reply = self
+            .bus
+            .request(subjects::CMD, body, Duration::from_secs(5))
+            .await
+            .ok()?;
+        Some(serde_json::from_slice(&reply).expect("reply"))
+    }
+
+    async fn ident(&self, conn: &str, token: String) -> CommandReply {
+        self.command(&GatewayCommand::Ident {
+            conn: conn.into(),
+            auth: IdentAuth::Token { token },
+        })
+        .await
+        .expect("reply")
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("join").expect("clean exit");
+    }
+}
+
+fn failed_code(reply: CommandReply) -> ErrorCode {
+    match reply {
+        CommandReply::Failed { error } => error.code,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ident_and_join_are_authorized_and_recorded() {
+    let f = start().await;
+    match f
+        .ident("gw1-1", token("alice", &["private-a*"], false))
+        .await
+    {
+        CommandReply::Identified { user, grants } => {
+            assert_eq!(user, "alice");
+            assert_eq!(grants, vec!["private-a*"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        f.kv.get("conn.gw1.1").await.unwrap().as_deref(),
+        Some(&b"alice"[..])
+    );
+    assert!(f.kv.get("user.alice.gw1.1").await.unwrap().is_some());
+
+    let join = |channel: &str, grants: &[&str]| GatewayCommand::Join {
+        conn: "gw1-1".into(),
+        user: "alice".into(),
+        grants: grants.iter().map(|s| s.to_string()).collect(),
+        channel: channel.into(),
+    };
+    assert!(matches!(
+        f.command(&join("chat", &[])).await,
+        Some(CommandReply::Done)
+    ));
+    assert!(f.kv.get("chan.chat.gw1.1").await.unwrap().is_some());
+    assert_eq!(
+        failed_code(
+            f.command(&join("private-b", &["private-a*"]))
+                .await
+                .unwrap()
+        ),
+        ErrorCode::Forbidden
+    );
+    assert!(matches!(
+        f.command(&join("private-ab", &["private-a*"])).await,
+        Some(CommandReply::Done)
+    ));
+
+    assert_eq!(
+        failed_code(f.ident("gw1-2", "garbage".into()).await),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(
+        failed_code(f.ident("not an id", token("a", &[], false)).await),
+        ErrorCode::BadRequest
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn one_time_tokens_are_spent_on_first_use() {
+    let f = start().await;
+    let once = token("bob", &[], true);
+    assert!(matches!(
+        f.ident("g-1", once.clone()).await,
+        CommandReply::Identified { .. }
+    ));
+    assert_eq!(
+        failed_code(f.ident("g-2", once).await),
+        ErrorCode::Unauthorized
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_gateway_is_cleared_and_announced() {
+    let f = start().await;
+    let mut presence = f.bus.subscribe(subjects::PRESENCE, None).await.unwrap();
+    assert!(matches!(
+        f.command(&heartbeat("dead", 1)).await,
+        Some(CommandReply::Done)
+    ));
+    f.ident("dead-7", token("carol", &[], false)).await;
+    f.command(&GatewayCommand::Join {
+        conn: "dead-7".into(),
+        user: "carol".into(),
+        grants: vec![],
+        channel: "room".into(),
+    })
+    .await;
+    // No more heartbeats: within the timeout plus a few checks, everything is gone.
+    let announcement = tokio::time::timeout(Duration::from_secs(5), presence.next())
+        .await
+        .expect("announced in time")
+        .expect("open");
+    let text = String::from_utf8_lossy(&announcement.payload).to_string();
+    assert!(
+        text.contains("dead-7") && text.contains("gateway_lost"),
+        "{text}"
+    );
+    assert!(f.kv.entries("chan.*.dead.*").await.unwrap().is_empty());
+    assert!(f.kv.entries("user.*.dead.*").await.unwrap().is_empty());
+    assert!(f.kv.get("conn.dead.7").await.unwrap().is_none());
+    assert!(f.kv.get("gw.dead").await.unwrap().is_none());
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn notify_is_validated_and_published_once_with_an_id() {
+    let f = start().await;
+    let mut deliveries = f.bus.subscribe(subjects::DELIVER, None).await.unwrap();
+    let ask = |body: &'static str| {
+        let bus = f.bus.clone();
+        async move {
+            let reply = bus
+                .request(
+                    subjects::NOTIFY,
+                    Bytes::from_static(body.as_bytes()),
+                    Duration::from_secs(5),
+                )
+                .await
+                .expect("reply");
+            serde_json::from_slice::<NotifyReply>(&reply).expect("notify reply")
+        }
+    };
+    let id = match ask(r#"{"event":"E","targets":{"channels":["c"]},"payload":[1]}"#).await {
+        NotifyReply::Accepted { id } => id,
+        other => panic!("{other:?}"),
+    };
+    let delivery = deliveries.next().await.expect("delivery");
+    let text = String::from_utf8_lossy(&delivery.payload).to_string();
+    assert!(
+        text.contains(&id) && text.contains(r#""payload":[1]"#),
+        "{text}"
+    );
+    assert!(matches!(
+        ask(r#"{"event":"E","targets":{}}"#).await,
+        NotifyReply::Failed { error } if error.code == ErrorCode::BadRequest
+    ));
+    f.stop().await;
+}
