@@ -18,7 +18,9 @@ async fn run_client(tag: &str, program: &str, args: &[&str]) {
     let output = tokio::task::spawn_blocking({
         let (program, args, base) = (
             program.to_string(),
-            args.iter().map(|a| format!("{root}/{a}")).collect::<Vec<_>>(),
+            args.iter()
+                .map(|a| format!("{root}/{a}"))
+                .collect::<Vec<_>>(),
             herald.base.clone(),
         );
         let tag = tag.to_string();
@@ -47,8 +49,14 @@ async fn run_client(tag: &str, program: &str, args: &[&str]) {
     // What the client posted arrived, each through the right target.
     let expected: [(&str, Value); 3] = [
         ("CLIENT:USER", json!({"users": [USER], "channels": []})),
-        ("CLIENT:CHANNEL", json!({"users": [], "channels": [CHANNEL]})),
-        ("CLIENT:BOTH", json!({"users": [USER], "channels": [CHANNEL]})),
+        (
+            "CLIENT:CHANNEL",
+            json!({"users": [], "channels": [CHANNEL]}),
+        ),
+        (
+            "CLIENT:BOTH",
+            json!({"users": [USER], "channels": [CHANNEL]}),
+        ),
     ];
     for (event, via) in expected {
         let frame = ws.event().await;

@@ -33,7 +33,12 @@ fn start(args: Vec<String>) -> (Process, Option<String>) {
 /// with fast liveness so a killed gateway is noticed within seconds.
 fn cluster(gateways: usize, dispatchers: usize) -> Cluster {
     let nats = Nats::start();
-    let fast = ["--liveness-interval-ms", "200", "--gateway-timeout-ms", "1500"];
+    let fast = [
+        "--liveness-interval-ms",
+        "200",
+        "--gateway-timeout-ms",
+        "1500",
+    ];
     let dispatchers = (0..dispatchers)
         .map(|_| start(role_args(&["dispatcher"], &nats.url, &fast)).0)
         .collect();
@@ -70,15 +75,28 @@ async fn events_cross_gateways_exactly_once_and_survive_a_dispatcher_kill() {
     let mut ann_a = Ws::user(&c.ws(0), "ann", &["team"]).await;
     let mut ann_b = Ws::user(&c.ws(1), "ann", &[]).await;
 
-    let id = c.rest.notify("TEAM", json!({"channels": ["team"], "users": ["ann"]}), json!({"n": 1})).await;
+    let id = c
+        .rest
+        .notify(
+            "TEAM",
+            json!({"channels": ["team"], "users": ["ann"]}),
+            json!({"n": 1}),
+        )
+        .await;
     for ws in members.iter_mut() {
         let event = ws.event().await;
         assert_eq!(event["id"], json!(id));
         assert_eq!(event["via"], json!({"users": [], "channels": ["team"]}));
         ws.assert_quiet().await;
     }
-    assert_eq!(ann_a.event().await["via"], json!({"users": ["ann"], "channels": ["team"]}));
-    assert_eq!(ann_b.event().await["via"], json!({"users": ["ann"], "channels": []}));
+    assert_eq!(
+        ann_a.event().await["via"],
+        json!({"users": ["ann"], "channels": ["team"]})
+    );
+    assert_eq!(
+        ann_b.event().await["via"],
+        json!({"users": ["ann"], "channels": []})
+    );
     ann_a.assert_quiet().await;
     ann_b.assert_quiet().await;
 
@@ -87,15 +105,18 @@ async fn events_cross_gateways_exactly_once_and_survive_a_dispatcher_kill() {
     assert_eq!(c.rest.get("/v1/users/ann").await.1["connections"], 2);
     ann_a.leave("team").await;
     drop(members.pop());
-    eventually("the leave and the closed socket show in presence", || async {
-        c.rest.get("/v1/channels/team").await.1["connections"] == json!(5)
-    })
+    eventually(
+        "the leave and the closed socket show in presence",
+        || async { c.rest.get("/v1/channels/team").await.1["connections"] == json!(5) },
+    )
     .await;
 
     // SIGKILL one dispatcher: events keep flowing through the other.
     c.dispatchers[0].kill();
     for n in 0..20 {
-        c.rest.notify("AFTER", json!({"channels": ["team"]}), json!({"n": n})).await;
+        c.rest
+            .notify("AFTER", json!({"channels": ["team"]}), json!({"n": n}))
+            .await;
     }
     for ws in members.iter_mut() {
         for n in 0..20 {
@@ -105,7 +126,9 @@ async fn events_cross_gateways_exactly_once_and_survive_a_dispatcher_kill() {
     }
     // Joins still work too (commands go to the surviving dispatcher).
     let mut late = Ws::user(&c.ws(1), "late", &["team"]).await;
-    c.rest.notify("LATE", json!({"channels": ["team"]}), json!(1)).await;
+    c.rest
+        .notify("LATE", json!({"channels": ["team"]}), json!(1))
+        .await;
     assert_eq!(late.event().await["event"], "LATE");
 }
 
@@ -115,10 +138,21 @@ async fn sse_posts_are_forwarded_to_the_gateway_holding_the_connection() {
     let mut sse = Sse::open(&c.gateways[0].1).await;
     // POST to the *other* gateway, as a load balancer might.
     let other = &c.gateways[1].1;
-    let reply = sse.post(other, json!({"type": "ident", "id": 1, "auth": {"token": token("sue", &[])}})).await;
+    let reply = sse
+        .post(
+            other,
+            json!({"type": "ident", "id": 1, "auth": {"token": token("sue", &[])}}),
+        )
+        .await;
     assert_eq!(reply, json!({"type": "ok", "id": 1, "user": "sue"}));
-    assert_eq!(sse.post(other, json!({"type": "join", "id": 2, "channel": "s"})).await["type"], "ok");
-    c.rest.notify("VIA:OTHER", json!({"channels": ["s"]}), json!(1)).await;
+    assert_eq!(
+        sse.post(other, json!({"type": "join", "id": 2, "channel": "s"}))
+            .await["type"],
+        "ok"
+    );
+    c.rest
+        .notify("VIA:OTHER", json!({"channels": ["s"]}), json!(1))
+        .await;
     assert_eq!(sse.next_frame().await["event"], "VIA:OTHER");
 }
 
@@ -130,7 +164,8 @@ async fn a_killed_gateway_is_noticed_and_its_connections_removed() {
     assert_eq!(c.rest.get("/v1/channels/room").await.1["connections"], 2);
     c.gateways[0].0.kill();
     eventually("the dead gateway's connection leaves presence", || async {
-        c.rest.get("/v1/channels/room").await.1 == json!({"channel": "room", "connections": 1, "users": ["stays"]})
+        c.rest.get("/v1/channels/room").await.1
+            == json!({"channel": "room", "connections": 1, "users": ["stays"]})
     })
     .await;
     assert_eq!(c.rest.get("/v1/users/gone").await.1["connected"], false);
@@ -140,7 +175,10 @@ async fn a_killed_gateway_is_noticed_and_its_connections_removed() {
 async fn a_stopped_gateway_closes_sockets_with_a_reason_and_leaves_presence_at_once() {
     let mut c = cluster(1, 1);
     let mut ws = Ws::user(&c.ws(0), "bye", &["room"]).await;
-    let status = c.gateways[0].0.terminate().expect("gateway exits on SIGTERM");
+    let status = c.gateways[0]
+        .0
+        .terminate()
+        .expect("gateway exits on SIGTERM");
     assert!(status.success(), "{status:?}");
     assert_eq!(ws.closed().await.code, 1001);
     // No heartbeat timeout needed: the gateway announced its departure.
@@ -153,11 +191,17 @@ async fn without_a_dispatcher_the_rest_adapter_answers_503() {
     c.dispatchers[0].kill();
     let (status, body) = c
         .rest
-        .post("/v1/notify", json!({"event": "E", "targets": {"users": ["u"]}}))
+        .post(
+            "/v1/notify",
+            json!({"event": "E", "targets": {"users": ["u"]}}),
+        )
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("no dispatcher"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no dispatcher"));
     let mut ws = Ws::connect(&c.ws(0)).await;
     let reply = ws.ident(&token("u", &[])).await;
     assert_eq!(reply["code"], "unavailable", "{reply}");
@@ -166,7 +210,10 @@ async fn without_a_dispatcher_the_rest_adapter_answers_503() {
     c.dispatchers.push(dispatcher);
     eventually("the new dispatcher answers", || async {
         c.rest
-            .post("/v1/notify", json!({"event": "E", "targets": {"users": ["u"]}}))
+            .post(
+                "/v1/notify",
+                json!({"event": "E", "targets": {"users": ["u"]}}),
+            )
             .await
             .0
             == 202
@@ -181,19 +228,28 @@ async fn nats_going_away_gives_503_and_service_returns_with_it() {
     c.nats.stop();
     let (status, body) = c
         .rest
-        .post("/v1/notify", json!({"event": "E", "targets": {"users": ["steady"]}}))
+        .post(
+            "/v1/notify",
+            json!({"event": "E", "targets": {"users": ["steady"]}}),
+        )
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
     c.nats.restart();
     let gateway_ready = format!("{}/readyz", c.gateways[0].1);
     eventually("the gateway is back on NATS", || async {
-        reqwest::get(&gateway_ready).await.map(|r| r.status().as_u16() == 200).unwrap_or(false)
+        reqwest::get(&gateway_ready)
+            .await
+            .map(|r| r.status().as_u16() == 200)
+            .unwrap_or(false)
     })
     .await;
     eventually("the REST adapter accepts events again", || async {
         c.rest
-            .post("/v1/notify", json!({"event": "BACK", "targets": {"users": ["steady"]}}))
+            .post(
+                "/v1/notify",
+                json!({"event": "BACK", "targets": {"users": ["steady"]}}),
+            )
             .await
             .0
             == 202
@@ -218,7 +274,9 @@ async fn password_ident_uses_the_users_file() {
         .await;
     assert_eq!(bad["code"], "unauthorized");
     let good = ws
-        .request(json!({"type": "ident", "auth": {"username": "walt", "password": "correct horse"}}))
+        .request(
+            json!({"type": "ident", "auth": {"username": "walt", "password": "correct horse"}}),
+        )
         .await;
     assert_eq!(good["user"], "walt");
 }
@@ -228,6 +286,8 @@ async fn bus_and_kv_conform_on_nats() {
     let nats = Nats::start();
     let client = async_nats::connect(&nats.url).await.expect("connect");
     herald_core::bus::conformance::run_all(&NatsBus::new(client.clone()), "conf").await;
-    let kv = NatsKv::open(client, "conformance", Duration::ZERO).await.expect("bucket");
+    let kv = NatsKv::open(client, "conformance", Duration::ZERO)
+        .await
+        .expect("bucket");
     herald_core::kv::conformance::run_all(&kv, "t").await;
 }

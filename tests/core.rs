@@ -50,7 +50,10 @@ async fn events_reach_exactly_their_targets(h: &Herald) {
     let mut anonymous = Ws::connect(&h.ws_url).await;
 
     // A user event reaches every tab of that user and nobody else.
-    let id = h.rest.notify("MESSAGE:NEW", json!({"users": ["alice"]}), json!({"n": 1})).await;
+    let id = h
+        .rest
+        .notify("MESSAGE:NEW", json!({"users": ["alice"]}), json!({"n": 1}))
+        .await;
     for tab in [&mut alice_tab1, &mut alice_tab2] {
         let event = tab.event().await;
         assert_eq!(event["id"], json!(id));
@@ -63,28 +66,46 @@ async fn events_reach_exactly_their_targets(h: &Herald) {
     // Reached through a user and two channels at once: delivered once, `via` lists all.
     let (status, _) = h
         .rest
-        .post("/v1/notify/channel/chat", json!({"event": "CHAT", "payload": "hi"}))
+        .post(
+            "/v1/notify/channel/chat",
+            json!({"event": "CHAT", "payload": "hi"}),
+        )
         .await;
     assert_eq!(status, 202);
     h.rest
-        .notify("BOTH", json!({"users": ["bob", "alice"], "channels": ["chat", "news"]}), json!(null))
+        .notify(
+            "BOTH",
+            json!({"users": ["bob", "alice"], "channels": ["chat", "news"]}),
+            json!(null),
+        )
         .await;
     let chat = bob.event().await;
     assert_eq!(chat["event"], "CHAT");
     assert_eq!(chat["via"], json!({"users": [], "channels": ["chat"]}));
     let both = bob.event().await;
     assert_eq!(both["event"], "BOTH");
-    assert_eq!(both["via"], json!({"users": ["bob"], "channels": ["chat", "news"]}));
+    assert_eq!(
+        both["via"],
+        json!({"users": ["bob"], "channels": ["chat", "news"]})
+    );
     bob.assert_quiet().await;
     assert_eq!(alice_tab1.event().await["event"], "CHAT");
     let both = alice_tab1.event().await;
-    assert_eq!(both["via"], json!({"users": ["alice"], "channels": ["chat"]}));
+    assert_eq!(
+        both["via"],
+        json!({"users": ["alice"], "channels": ["chat"]})
+    );
     alice_tab1.assert_quiet().await;
-    assert_eq!(alice_tab2.event().await["via"], json!({"users": ["alice"], "channels": []}));
+    assert_eq!(
+        alice_tab2.event().await["via"],
+        json!({"users": ["alice"], "channels": []})
+    );
     alice_tab2.assert_quiet().await;
 
     // Broadcast reaches identified connections only; after leaving, a channel is silent.
-    h.rest.notify("ALL", json!({"broadcast": true}), json!(1)).await;
+    h.rest
+        .notify("ALL", json!({"broadcast": true}), json!(1))
+        .await;
     for ws in [&mut alice_tab1, &mut alice_tab2, &mut bob] {
         let event = ws.event().await;
         assert_eq!(event["event"], "ALL");
@@ -92,12 +113,22 @@ async fn events_reach_exactly_their_targets(h: &Herald) {
     }
     anonymous.assert_quiet().await;
     assert_eq!(bob.leave("news").await["type"], "ok");
-    h.rest.notify("NEWS", json!({"channels": ["news"]}), json!(1)).await;
-    h.rest.notify("CHAT2", json!({"channels": ["chat"]}), json!(1)).await;
-    assert_eq!(bob.event().await["event"], "CHAT2", "news was left, so only chat arrives");
+    h.rest
+        .notify("NEWS", json!({"channels": ["news"]}), json!(1))
+        .await;
+    h.rest
+        .notify("CHAT2", json!({"channels": ["chat"]}), json!(1))
+        .await;
+    assert_eq!(
+        bob.event().await["event"],
+        "CHAT2",
+        "news was left, so only chat arrives"
+    );
 
     // Events to nobody connected are accepted (there may be no one online right now).
-    h.rest.notify("NOBODY", json!({"users": ["carol"]}), json!(1)).await;
+    h.rest
+        .notify("NOBODY", json!({"users": ["carol"]}), json!(1))
+        .await;
 }
 
 async fn expect_error(ws: &mut Ws, text: &str, code: &str, needle: &str) {
@@ -106,24 +137,81 @@ async fn expect_error(ws: &mut Ws, text: &str, code: &str, needle: &str) {
     assert_eq!(reply["type"], "error", "{text} -> {reply}");
     assert_eq!(reply["code"], code, "{text} -> {reply}");
     let message = reply["message"].as_str().unwrap_or_default();
-    assert!(message.contains(needle), "{text} -> {message:?} lacks {needle:?}");
+    assert!(
+        message.contains(needle),
+        "{text} -> {message:?} lacks {needle:?}"
+    );
 }
 
 async fn bad_frames(h: &Herald) {
     let mut ws = Ws::connect(&h.ws_url).await;
     // Before ident, only ident and ping work.
-    expect_error(&mut ws, r#"{"type":"join","id":1,"channel":"chat"}"#, "unauthorized", "identify first").await;
-    expect_error(&mut ws, r#"{"type":"leave","id":1,"channel":"chat"}"#, "unauthorized", "identify first").await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"join","id":1,"channel":"chat"}"#,
+        "unauthorized",
+        "identify first",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"leave","id":1,"channel":"chat"}"#,
+        "unauthorized",
+        "identify first",
+    )
+    .await;
     expect_error(&mut ws, "not json", "bad_request", "not valid JSON").await;
     expect_error(&mut ws, "[1,2]", "bad_request", "JSON object").await;
-    expect_error(&mut ws, r#"{"id":1}"#, "bad_request", "missing field `type`").await;
-    expect_error(&mut ws, r#"{"type":"dance","id":9}"#, "bad_request", "unknown frame type").await;
-    expect_error(&mut ws, r#"{"type":"ident","id":1}"#, "bad_request", "missing field `auth`").await;
-    expect_error(&mut ws, r#"{"type":"ident","id":1,"auth":{"token":5}}"#, "bad_request", "must be a string").await;
-    expect_error(&mut ws, r#"{"type":"ping","id":1,"extra":true}"#, "bad_request", "unknown field").await;
-    expect_error(&mut ws, r#"{"type":"ident","id":1,"auth":{"token":"x.y.z"}}"#, "unauthorized", "token").await;
+    expect_error(
+        &mut ws,
+        r#"{"id":1}"#,
+        "bad_request",
+        "missing field `type`",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"dance","id":9}"#,
+        "bad_request",
+        "unknown frame type",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"ident","id":1}"#,
+        "bad_request",
+        "missing field `auth`",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"ident","id":1,"auth":{"token":5}}"#,
+        "bad_request",
+        "must be a string",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"ping","id":1,"extra":true}"#,
+        "bad_request",
+        "unknown field",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"ident","id":1,"auth":{"token":"x.y.z"}}"#,
+        "unauthorized",
+        "token",
+    )
+    .await;
     let expired = token_with("alice", &[], -3600);
-    expect_error(&mut ws, &json!({"type":"ident","auth":{"token":expired}}).to_string(), "unauthorized", "expired").await;
+    expect_error(
+        &mut ws,
+        &json!({"type":"ident","auth":{"token":expired}}).to_string(),
+        "unauthorized",
+        "expired",
+    )
+    .await;
     let forged = herald_core::token::mint(
         b"not-the-secret",
         &herald_core::token::Claims {
@@ -136,7 +224,13 @@ async fn bad_frames(h: &Herald) {
         },
     )
     .expect("mint");
-    expect_error(&mut ws, &json!({"type":"ident","auth":{"token":forged}}).to_string(), "unauthorized", "signature").await;
+    expect_error(
+        &mut ws,
+        &json!({"type":"ident","auth":{"token":forged}}).to_string(),
+        "unauthorized",
+        "signature",
+    )
+    .await;
     expect_error(
         &mut ws,
         r#"{"type":"ident","id":1,"auth":{"username":"u","password":"p"}}"#,
@@ -148,16 +242,41 @@ async fn bad_frames(h: &Herald) {
     let big = json!({"type": "ping", "pad": "x".repeat(70 * 1024)}).to_string();
     expect_error(&mut ws, &big, "too_large", "exceeds the limit").await;
     // The id of a bad request is echoed.
-    ws.send_text(r#"{"type":"join","id":"j1","channel":"bad name!"}"#).await;
+    ws.send_text(r#"{"type":"join","id":"j1","channel":"bad name!"}"#)
+        .await;
     let reply = ws.recv().await;
     assert_eq!(reply["id"], "j1");
 
     // Still usable: ident and join work after all of that.
     assert_eq!(ws.ident(&token("alice", &[])).await["user"], "alice");
-    expect_error(&mut ws, r#"{"type":"join","id":1,"channel":"bad name!"}"#, "bad_request", "invalid channel name").await;
-    expect_error(&mut ws, &json!({"type":"join","channel":"x".repeat(129)}).to_string(), "bad_request", "invalid channel name").await;
-    expect_error(&mut ws, r#"{"type":"leave","id":1,"channel":"never-joined"}"#, "bad_request", "not a member").await;
-    expect_error(&mut ws, &json!({"type":"ident","auth":{"token":token("bob", &[])}}).to_string(), "bad_request", "already identified").await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"join","id":1,"channel":"bad name!"}"#,
+        "bad_request",
+        "invalid channel name",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        &json!({"type":"join","channel":"x".repeat(129)}).to_string(),
+        "bad_request",
+        "invalid channel name",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        r#"{"type":"leave","id":1,"channel":"never-joined"}"#,
+        "bad_request",
+        "not a member",
+    )
+    .await;
+    expect_error(
+        &mut ws,
+        &json!({"type":"ident","auth":{"token":token("bob", &[])}}).to_string(),
+        "bad_request",
+        "already identified",
+    )
+    .await;
     assert_eq!(ws.join("chat").await["channel"], "chat");
     assert_eq!(ws.request(json!({"type": "ping"})).await["type"], "pong");
 }
@@ -177,7 +296,10 @@ async fn private_channels(h: &Herald) {
     let mut plain = Ws::user(&h.ws_url, "eve", &[]).await;
     let reply = plain.join("private-payroll").await;
     assert_eq!(reply["code"], "forbidden", "{reply}");
-    assert!(reply["message"].as_str().unwrap_or_default().contains("grant"));
+    assert!(reply["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("grant"));
     // A grant for another pattern does not help either.
     let mut other = Ws::connect(&h.ws_url).await;
     other.ident(&token("mallory", &["private-team-*"])).await;
@@ -185,9 +307,14 @@ async fn private_channels(h: &Herald) {
     assert_eq!(other.join("private-team-7").await["type"], "ok");
 
     let mut granted = Ws::connect(&h.ws_url).await;
-    assert_eq!(granted.ident(&token("hr", &["private-*"])).await["type"], "ok");
+    assert_eq!(
+        granted.ident(&token("hr", &["private-*"])).await["type"],
+        "ok"
+    );
     assert_eq!(granted.join("private-payroll").await["type"], "ok");
-    h.rest.notify("PAY", json!({"channels": ["private-payroll"]}), json!(1)).await;
+    h.rest
+        .notify("PAY", json!({"channels": ["private-payroll"]}), json!(1))
+        .await;
     assert_eq!(granted.event().await["event"], "PAY");
     plain.assert_quiet().await;
 }
@@ -201,22 +328,127 @@ async fn bad_rest_calls(h: &Herald) {
         assert!(message.contains(needle), "{message:?} lacks {needle:?}");
     };
     let event = json!({"event": "E", "targets": {"users": ["u"]}}).to_string();
-    check(rest.post_raw("/v1/notify", event.clone(), None).await, 401, "unauthorized", "Bearer");
-    check(rest.post_raw("/v1/notify", event, Some("wrong")).await, 401, "unauthorized", "not accepted");
-    check(rest.post_raw("/v1/notify", "{oops".into(), Some(API_KEY)).await, 400, "bad_request", "invalid notify body");
-    check(rest.post("/v1/notify", json!({"event": "E", "targets": {"users": ["u"]}, "colour": 1})).await, 400, "bad_request", "unknown field");
-    check(rest.post("/v1/notify", json!({"event": "E", "targets": {"users": "u"}})).await, 400, "bad_request", "invalid type");
-    check(rest.post("/v1/notify", json!({"event": "E", "targets": {}})).await, 400, "bad_request", "names nobody");
-    check(rest.post("/v1/notify", json!({"targets": {"users": ["u"]}})).await, 400, "bad_request", "missing field `event`");
-    check(rest.post("/v1/notify", json!({"event": "no spaces", "targets": {"users": ["u"]}})).await, 400, "bad_request", "invalid event name");
-    check(rest.post("/v1/notify", json!({"event": "E", "targets": {"channels": ["a/b"]}})).await, 400, "bad_request", "invalid channel name");
-    check(rest.post("/v1/notify/user/a%20b", json!({"event": "E"})).await, 400, "bad_request", "invalid user name");
-    let big = json!({"event": "E", "targets": {"users": ["u"]}, "payload": {"blob": "x".repeat(70_000)}});
-    check(rest.post("/v1/notify", big).await, 413, "too_large", "exceeds the limit");
-    check(rest.post("/v1/notify/channel/c", json!({"event": "E", "payload": "x".repeat(70_000)})).await, 413, "too_large", "exceeds the limit");
-    check(rest.post("/v1/tokens", json!({"user": "u", "ttl_secs": 0})).await, 400, "bad_request", "ttl_secs");
-    check(rest.post("/v1/tokens", json!({"user": "u", "once": true, "ttl_secs": 3600})).await, 400, "bad_request", "one-time");
-    check(rest.get("/v1/nothing-here").await, 404, "not_found", "no such endpoint");
+    check(
+        rest.post_raw("/v1/notify", event.clone(), None).await,
+        401,
+        "unauthorized",
+        "Bearer",
+    );
+    check(
+        rest.post_raw("/v1/notify", event, Some("wrong")).await,
+        401,
+        "unauthorized",
+        "not accepted",
+    );
+    check(
+        rest.post_raw("/v1/notify", "{oops".into(), Some(API_KEY))
+            .await,
+        400,
+        "bad_request",
+        "invalid notify body",
+    );
+    check(
+        rest.post(
+            "/v1/notify",
+            json!({"event": "E", "targets": {"users": ["u"]}, "colour": 1}),
+        )
+        .await,
+        400,
+        "bad_request",
+        "unknown field",
+    );
+    check(
+        rest.post(
+            "/v1/notify",
+            json!({"event": "E", "targets": {"users": "u"}}),
+        )
+        .await,
+        400,
+        "bad_request",
+        "invalid type",
+    );
+    check(
+        rest.post("/v1/notify", json!({"event": "E", "targets": {}}))
+            .await,
+        400,
+        "bad_request",
+        "names nobody",
+    );
+    check(
+        rest.post("/v1/notify", json!({"targets": {"users": ["u"]}}))
+            .await,
+        400,
+        "bad_request",
+        "missing field `event`",
+    );
+    check(
+        rest.post(
+            "/v1/notify",
+            json!({"event": "no spaces", "targets": {"users": ["u"]}}),
+        )
+        .await,
+        400,
+        "bad_request",
+        "invalid event name",
+    );
+    check(
+        rest.post(
+            "/v1/notify",
+            json!({"event": "E", "targets": {"channels": ["a/b"]}}),
+        )
+        .await,
+        400,
+        "bad_request",
+        "invalid channel name",
+    );
+    check(
+        rest.post("/v1/notify/user/a%20b", json!({"event": "E"}))
+            .await,
+        400,
+        "bad_request",
+        "invalid user name",
+    );
+    let big =
+        json!({"event": "E", "targets": {"users": ["u"]}, "payload": {"blob": "x".repeat(70_000)}});
+    check(
+        rest.post("/v1/notify", big).await,
+        413,
+        "too_large",
+        "exceeds the limit",
+    );
+    check(
+        rest.post(
+            "/v1/notify/channel/c",
+            json!({"event": "E", "payload": "x".repeat(70_000)}),
+        )
+        .await,
+        413,
+        "too_large",
+        "exceeds the limit",
+    );
+    check(
+        rest.post("/v1/tokens", json!({"user": "u", "ttl_secs": 0}))
+            .await,
+        400,
+        "bad_request",
+        "ttl_secs",
+    );
+    check(
+        rest.post(
+            "/v1/tokens",
+            json!({"user": "u", "once": true, "ttl_secs": 3600}),
+        )
+        .await,
+        400,
+        "bad_request",
+        "one-time",
+    );
+    check(
+        rest.get("/v1/nothing-here").await,
+        404,
+        "not_found",
+        "no such endpoint",
+    );
     // A payload just under the limit is fine.
     let fits = json!({"event": "E", "targets": {"users": ["u"]}, "payload": "x".repeat(60_000)});
     assert_eq!(rest.post("/v1/notify", fits).await.0, 202);
@@ -230,13 +462,25 @@ async fn presence_queries(h: &Herald) {
 
     let (status, user) = rest.get("/v1/users/pat").await;
     assert_eq!(status, 200);
-    assert_eq!(user, json!({"user": "pat", "connected": true, "connections": 2, "channels": ["lobby", "room"]}));
-    assert_eq!(rest.get("/v1/channels/room").await.1, json!({"channel": "room", "connections": 3, "users": ["pat", "quinn"]}));
+    assert_eq!(
+        user,
+        json!({"user": "pat", "connected": true, "connections": 2, "channels": ["lobby", "room"]})
+    );
+    assert_eq!(
+        rest.get("/v1/channels/room").await.1,
+        json!({"channel": "room", "connections": 3, "users": ["pat", "quinn"]})
+    );
     let (_, all) = rest.get("/v1/channels").await;
-    assert_eq!(all, json!({"channels": [{"channel": "lobby", "connections": 1}, {"channel": "room", "connections": 3}]}));
+    assert_eq!(
+        all,
+        json!({"channels": [{"channel": "lobby", "connections": 1}, {"channel": "room", "connections": 3}]})
+    );
 
     a1.leave("lobby").await;
-    assert_eq!(rest.get("/v1/channels/lobby").await.1, json!({"channel": "lobby", "connections": 0, "users": []}));
+    assert_eq!(
+        rest.get("/v1/channels/lobby").await.1,
+        json!({"channel": "lobby", "connections": 0, "users": []})
+    );
     // Closing a socket removes it: wait, with a deadline, for the gateway to report it.
     b.send_text("").await;
     drop(b);
@@ -244,8 +488,14 @@ async fn presence_queries(h: &Herald) {
         rest.get("/v1/users/quinn").await.1["connected"] == json!(false)
     })
     .await;
-    assert_eq!(rest.get("/v1/channels/room").await.1["users"], json!(["pat"]));
-    assert_eq!(rest.get("/v1/users/nobody").await.1, json!({"user": "nobody", "connected": false, "connections": 0, "channels": []}));
+    assert_eq!(
+        rest.get("/v1/channels/room").await.1["users"],
+        json!(["pat"])
+    );
+    assert_eq!(
+        rest.get("/v1/users/nobody").await.1,
+        json!({"user": "nobody", "connected": false, "connections": 0, "channels": []})
+    );
 }
 
 async fn disconnect_user(h: &Herald) {
@@ -267,7 +517,10 @@ async fn disconnect_user(h: &Herald) {
 }
 
 async fn one_time_tokens(h: &Herald) {
-    let (status, body) = h.rest.post("/v1/tokens", json!({"user": "once-user", "once": true})).await;
+    let (status, body) = h
+        .rest
+        .post("/v1/tokens", json!({"user": "once-user", "once": true}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().expect("token").to_string();
     let mut first = Ws::connect(&h.ws_url).await;
@@ -275,10 +528,19 @@ async fn one_time_tokens(h: &Herald) {
     let mut second = Ws::connect(&h.ws_url).await;
     let reply = second.ident(&token).await;
     assert_eq!(reply["code"], "unauthorized", "{reply}");
-    assert!(reply["message"].as_str().unwrap_or_default().contains("already used"));
+    assert!(reply["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("already used"));
 
     // A regular minted token carries its grants.
-    let (_, body) = h.rest.post("/v1/tokens", json!({"user": "vip", "channels": ["private-vip"]})).await;
+    let (_, body) = h
+        .rest
+        .post(
+            "/v1/tokens",
+            json!({"user": "vip", "channels": ["private-vip"]}),
+        )
+        .await;
     let mut vip = Ws::connect(&h.ws_url).await;
     vip.ident(body["token"].as_str().expect("token")).await;
     assert_eq!(vip.join("private-vip").await["type"], "ok");
@@ -296,13 +558,22 @@ async fn turted_push(h: &Herald) {
     assert_eq!((status, answer), (200, json!("OK")));
     let event = ws.event().await;
     assert_eq!(event["payload"], json!({"from": "php"}));
-    assert_eq!(event["via"], json!({"users": ["legacy"], "channels": ["old"]}));
+    assert_eq!(
+        event["via"],
+        json!({"users": ["legacy"], "channels": ["old"]})
+    );
     // The string form of auth, and the trailing slash, work too; a wrong secret does not.
     let body = json!({"event": "E2", "targets": {"broadcast": true}, "auth": API_KEY});
-    assert_eq!(h.rest.post_raw("/push/", body.to_string(), None).await.0, 200);
+    assert_eq!(
+        h.rest.post_raw("/push/", body.to_string(), None).await.0,
+        200
+    );
     assert_eq!(ws.event().await["event"], "E2");
     let body = json!({"event": "E3", "targets": {"broadcast": true}, "auth": {"password": "nope"}});
-    assert_eq!(h.rest.post_raw("/push", body.to_string(), None).await.0, 401);
+    assert_eq!(
+        h.rest.post_raw("/push", body.to_string(), None).await.0,
+        401
+    );
     ws.assert_quiet().await;
 }
 
@@ -315,7 +586,13 @@ async fn sse_transport(h: &Herald) {
     assert_eq!(reply["type"], "ok");
     let reply = post(json!({"type": "join", "id": 3, "channel": "a b"})).await;
     assert_eq!(reply["code"], "bad_request");
-    h.rest.notify("SSE:EVENT", json!({"channels": ["feed"]}), json!({"k": "v"})).await;
+    h.rest
+        .notify(
+            "SSE:EVENT",
+            json!({"channels": ["feed"]}),
+            json!({"k": "v"}),
+        )
+        .await;
     let event = sse.next_frame().await;
     assert_eq!(event["event"], "SSE:EVENT");
     assert_eq!(event["via"], json!({"users": [], "channels": ["feed"]}));
@@ -328,9 +605,17 @@ async fn sse_transport(h: &Herald) {
 
 async fn health_and_metrics(h: &Herald) {
     let client = reqwest::Client::new();
-    let health = client.get(format!("{}/healthz", h.base)).send().await.expect("healthz");
+    let health = client
+        .get(format!("{}/healthz", h.base))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
-    let ready = client.get(format!("{}/readyz", h.base)).send().await.expect("readyz");
+    let ready = client
+        .get(format!("{}/readyz", h.base))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status().as_u16(), 200);
     let _ws = Ws::user(&h.ws_url, "m", &[]).await;
     h.rest.notify("M", json!({"users": ["m"]}), json!(1)).await;
@@ -343,5 +628,8 @@ async fn health_and_metrics(h: &Herald) {
         .await
         .expect("text");
     assert!(text.contains("herald_gateway_connections 1"), "{text}");
-    assert!(text.contains("herald_rest_events_accepted_total 1"), "{text}");
+    assert!(
+        text.contains("herald_rest_events_accepted_total 1"),
+        "{text}"
+    );
 }

@@ -5,7 +5,9 @@
 //! SHA-256(process secret ‖ credential): the cache never holds a credential, and its keys are
 //! useless outside this process.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -32,7 +34,11 @@ pub fn check_hash(hash: &str) -> Result<(), String> {
 
 fn verify(hash: &str, secret: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -61,7 +67,11 @@ impl VerdictCache {
     }
 
     fn get(&self, digest: &[u8; 32]) -> Option<bool> {
-        self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).get(digest).copied()
+        self.verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .copied()
     }
 
     fn put(&self, digest: [u8; 32], verdict: bool) {
@@ -115,7 +125,9 @@ pub struct Users {
 impl std::fmt::Debug for Users {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Names only: hashes stay out of logs.
-        f.debug_struct("Users").field("names", &self.hashes.keys()).finish()
+        f.debug_struct("Users")
+            .field("names", &self.hashes.keys())
+            .finish()
     }
 }
 
@@ -202,6 +214,8 @@ mod tests {
         assert!(!users.verify("alice", "nope").await);
         assert!(!users.verify("bob", "pw").await);
         assert!(Users::parse("alice").unwrap_err().contains("line 1"));
-        assert!(Users::parse("alice:plain").unwrap_err().contains("herald passwd"));
+        assert!(Users::parse("alice:plain")
+            .unwrap_err()
+            .contains("herald passwd"));
     }
 }

@@ -91,7 +91,9 @@ mod tests {
         let metrics = super::Metrics::new();
         let c = metrics.counter("herald_x_total", "Things.");
         c.add(3);
-        assert!(metrics.render().contains("# TYPE herald_x_total counter\nherald_x_total 3\n"));
+        assert!(metrics
+            .render()
+            .contains("# TYPE herald_x_total counter\nherald_x_total 3\n"));
         assert_eq!(metrics.counter("herald_x_total", "Things.").get(), 3);
     }
 }

@@ -84,7 +84,14 @@ mod tests {
 
     #[test]
     fn key_tokens_round_trip_and_hold_no_separator() {
-        for name in ["chat", "a.b", "user@example.com", "x:y", "=3A", "private-room"] {
+        for name in [
+            "chat",
+            "a.b",
+            "user@example.com",
+            "x:y",
+            "=3A",
+            "private-room",
+        ] {
             let token = key_token(name);
             assert!(!token.contains('.'), "{token}");
             assert!(token

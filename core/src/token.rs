@@ -40,8 +40,12 @@ pub fn now_secs() -> u64 {
 
 /// Signs `claims` with `secret`.
 pub fn mint(secret: &[u8], claims: &Claims) -> Result<String, HeraldError> {
-    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
-        .map_err(HeraldError::internal)
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(HeraldError::internal)
 }
 
 /// Checks signature and expiry and returns the claims.
@@ -70,7 +74,9 @@ pub fn verify(secret: &[u8], token: &str) -> Result<Claims, HeraldError> {
 
 /// Whether `channel` matches one of the glob `patterns` (`*` matches any run of characters).
 pub fn grants_allow(patterns: &[String], channel: &str) -> bool {
-    patterns.iter().any(|p| glob_match(p.as_bytes(), channel.as_bytes()))
+    patterns
+        .iter()
+        .any(|p| glob_match(p.as_bytes(), channel.as_bytes()))
 }
 
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
@@ -124,9 +130,15 @@ mod tests {
     #[test]
     fn bad_tokens_say_why() {
         let expired = mint(b"k", &claims(now_secs() - 3600)).unwrap();
-        assert!(verify(b"k", &expired).unwrap_err().message.contains("expired"));
+        assert!(verify(b"k", &expired)
+            .unwrap_err()
+            .message
+            .contains("expired"));
         let token = mint(b"k", &claims(now_secs() + 60)).unwrap();
-        assert!(verify(b"other", &token).unwrap_err().message.contains("signature"));
+        assert!(verify(b"other", &token)
+            .unwrap_err()
+            .message
+            .contains("signature"));
         let e = verify(b"k", "garbage").unwrap_err();
         assert_eq!(e.code, ErrorCode::Unauthorized);
     }

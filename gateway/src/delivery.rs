@@ -76,7 +76,9 @@ fn control(shared: &Shared, payload: &[u8]) {
     match serde_json::from_slice::<Control>(payload) {
         Ok(Control::DisconnectUser { user }) => {
             for connection in shared.registry.connections_of(&user) {
-                connection.outbox.close(CloseReason::DISCONNECTED_BY_BACKEND);
+                connection
+                    .outbox
+                    .close(CloseReason::DISCONNECTED_BY_BACKEND);
             }
         }
         Err(e) => tracing::warn!(error = %e, "ignoring a malformed control message"),

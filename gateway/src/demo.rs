@@ -39,17 +39,36 @@ struct DemoState {
 /// The demo's routes.
 pub fn router(bus: Arc<dyn Bus>, jwt_secret: Vec<u8>) -> Router {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/herald.js", get(|| async { asset("text/javascript; charset=utf-8", HERALD_JS) }))
-        .route("/demo/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/demo/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/herald.js",
+            get(|| async { asset("text/javascript; charset=utf-8", HERALD_JS) }),
+        )
+        .route(
+            "/demo/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/demo/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
         .route("/demo/token", post(demo_token))
         .route("/demo/publish", post(demo_publish))
         .with_state(Arc::new(DemoState { bus, jwt_secret }))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, e: HeraldError) -> Response {
@@ -139,7 +158,11 @@ async fn demo_publish(State(state): State<Arc<DemoState>>, body: Bytes) -> Respo
     };
     let reply = state
         .bus
-        .request(subjects::NOTIFY, Bytes::from(notify.encode()), Duration::from_secs(5))
+        .request(
+            subjects::NOTIFY,
+            Bytes::from(notify.encode()),
+            Duration::from_secs(5),
+        )
         .await;
     match reply.map(|r| serde_json::from_slice::<NotifyReply>(&r)) {
         Ok(Ok(NotifyReply::Accepted { id })) => {

@@ -37,6 +37,8 @@ pub(crate) async fn announce_departure(shared: &Shared) {
     };
     match command(shared, &stopped).await {
         Ok(_) => tracing::info!(gateway = %shared.id, "departure announced"),
-        Err(e) => tracing::warn!(error = %e, "could not announce departure; dispatchers will notice the missing heartbeat"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not announce departure; dispatchers will notice the missing heartbeat")
+        }
     }
 }

@@ -14,8 +14,8 @@
 //! after a dispatcher committed the change to KV and before the client hears `ok`, so an event
 //! published after the client saw `ok` always finds the connection.
 
-pub mod demo;
 mod delivery;
+pub mod demo;
 mod heartbeat;
 mod outbox;
 pub mod registry;

@@ -50,7 +50,10 @@ impl Connection {
 fn now_ms() -> u64 {
     use std::sync::OnceLock;
     static START: OnceLock<std::time::Instant> = OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 type Members = HashMap<u64, Arc<Connection>>;
@@ -87,7 +90,9 @@ impl Registry {
 
     /// Adds a new, anonymous connection.
     pub fn insert(&self, connection: Arc<Connection>) {
-        self.write().connections.insert(connection.id.seq, connection);
+        self.write()
+            .connections
+            .insert(connection.id.seq, connection);
     }
 
     /// The connection with sequence number `seq`, if this gateway holds it.
@@ -203,7 +208,9 @@ impl Registry {
             }
         }
         for user in &targets.users {
-            reach(tables.users.get(user), &|via| push_once(&mut via.users, user));
+            reach(tables.users.get(user), &|via| {
+                push_once(&mut via.users, user)
+            });
         }
         for channel in &targets.channels {
             reach(tables.channels.get(channel), &|via| {
@@ -320,7 +327,9 @@ mod tests {
         let one = summary(registry.resolve(&targets(&[], &["chat"], false)));
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].0, vec![1, 3]);
-        assert!(registry.resolve(&targets(&["carol"], &[], false)).is_empty());
+        assert!(registry
+            .resolve(&targets(&["carol"], &[], false))
+            .is_empty());
     }
 
     #[test]

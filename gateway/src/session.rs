@@ -55,7 +55,11 @@ pub(crate) fn welcome(shared: &Shared, connection: &Connection) -> String {
 
 /// Handles one client frame and returns the reply frame. May ask the connection to close
 /// (after the reply is sent), e.g. after too many failed idents.
-pub(crate) async fn handle_frame(shared: &Shared, connection: &Arc<Connection>, text: &str) -> String {
+pub(crate) async fn handle_frame(
+    shared: &Shared,
+    connection: &Arc<Connection>,
+    text: &str,
+) -> String {
     connection.seen();
     if text.len() > shared.config.max_frame_bytes {
         let error = HeraldError::new(
@@ -211,7 +215,11 @@ pub(crate) async fn command(
     let body = serde_json::to_vec(command).map_err(HeraldError::internal)?;
     let reply = shared
         .bus
-        .request(subjects::CMD, Bytes::from(body), shared.config.command_timeout)
+        .request(
+            subjects::CMD,
+            Bytes::from(body),
+            shared.config.command_timeout,
+        )
         .await
         .map_err(bus_error)?;
     match serde_json::from_slice::<CommandReply>(&reply) {
@@ -224,12 +232,12 @@ pub(crate) async fn command(
 /// Turns a bus failure into the error a client (or backend) can act on.
 pub(crate) fn bus_error(e: BusError) -> HeraldError {
     match e {
-        BusError::NoResponders(_) => HeraldError::unavailable(
-            "no dispatcher is running; try again shortly",
-        ),
-        BusError::Timeout(_) => HeraldError::unavailable(
-            "the dispatcher did not answer in time; try again",
-        ),
+        BusError::NoResponders(_) => {
+            HeraldError::unavailable("no dispatcher is running; try again shortly")
+        }
+        BusError::Timeout(_) => {
+            HeraldError::unavailable("the dispatcher did not answer in time; try again")
+        }
         BusError::Unavailable(detail) => {
             HeraldError::unavailable(format!("message bus unavailable, try again: {detail}"))
         }

@@ -96,7 +96,10 @@ pub(crate) async fn post_frame(
     body: Bytes,
 ) -> Response {
     let Ok(text) = std::str::from_utf8(&body) else {
-        return reply_error(StatusCode::BAD_REQUEST, HeraldError::bad_request("body must be UTF-8 JSON"));
+        return reply_error(
+            StatusCode::BAD_REQUEST,
+            HeraldError::bad_request("body must be UTF-8 JSON"),
+        );
     };
     let Some(id) = ConnId::parse(&conn) else {
         return unknown_connection(&conn);
@@ -118,7 +121,11 @@ pub(crate) async fn post_frame(
     };
     match shared
         .bus
-        .request(&subjects::gateway_sse(&id.gateway), body.into(), shared.config.command_timeout)
+        .request(
+            &subjects::gateway_sse(&id.gateway),
+            body.into(),
+            shared.config.command_timeout,
+        )
         .await
     {
         Ok(reply) => match String::from_utf8(reply.to_vec()) {
@@ -146,7 +153,9 @@ pub(crate) async fn start_forwarding(shared: &Arc<Shared>) -> anyhow::Result<()>
             };
             let shared = shared.clone();
             tokio::spawn(async move {
-                let Some(reply_to) = message.reply else { return };
+                let Some(reply_to) = message.reply else {
+                    return;
+                };
                 let reply = match serde_json::from_slice::<SseForward>(&message.payload) {
                     Ok(forward) => match ConnId::parse(&forward.conn)
                         .and_then(|id| shared.registry.get(id.seq))

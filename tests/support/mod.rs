@@ -57,9 +57,12 @@ fn nats_server_binary() -> PathBuf {
     if cached.exists() {
         return cached;
     }
-    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ensure-nats.sh"))
-        .output()
-        .expect("run scripts/ensure-nats.sh");
+    let output = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/ensure-nats.sh"
+    ))
+    .output()
+    .expect("run scripts/ensure-nats.sh");
     assert!(output.status.success(), "scripts/ensure-nats.sh failed");
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
@@ -92,7 +95,10 @@ impl Process {
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Process {
@@ -158,7 +164,10 @@ impl Nats {
 pub fn herald(args: &[&str]) -> (Process, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(args)
-        .env("HERALD_LOG", std::env::var("HERALD_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "HERALD_LOG",
+            std::env::var("HERALD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -177,7 +186,10 @@ pub fn herald(args: &[&str]) -> (Process, Option<String>) {
                 }
             }
         });
-        address = Some(rx.recv_timeout(DEADLINE).unwrap_or_else(|_| panic!("herald {name} did not start listening")));
+        address = Some(
+            rx.recv_timeout(DEADLINE)
+                .unwrap_or_else(|_| panic!("herald {name} did not start listening")),
+        );
     }
     (Process { child, name }, address)
 }
@@ -316,23 +328,30 @@ impl Ws {
         frame["id"] = json!(self.next_id);
         self.send_text(&frame.to_string()).await;
         let reply = self.recv().await;
-        assert_eq!(reply["id"], json!(self.next_id), "reply to the request: {reply}");
+        assert_eq!(
+            reply["id"],
+            json!(self.next_id),
+            "reply to the request: {reply}"
+        );
         reply
     }
 
     /// `ident` with a token.
     pub async fn ident(&mut self, token: &str) -> Value {
-        self.request(json!({"type": "ident", "auth": {"token": token}})).await
+        self.request(json!({"type": "ident", "auth": {"token": token}}))
+            .await
     }
 
     /// `join`.
     pub async fn join(&mut self, channel: &str) -> Value {
-        self.request(json!({"type": "join", "channel": channel})).await
+        self.request(json!({"type": "join", "channel": channel}))
+            .await
     }
 
     /// `leave`.
     pub async fn leave(&mut self, channel: &str) -> Value {
-        self.request(json!({"type": "leave", "channel": channel})).await
+        self.request(json!({"type": "leave", "channel": channel}))
+            .await
     }
 
     /// The next frame, within the deadline.
@@ -352,7 +371,9 @@ impl Ws {
             match tokio::time::timeout(left, self.stream.next()).await {
                 Err(_) => return Ok(None),
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    return Ok(Some(serde_json::from_str(text.as_str()).expect("server sends JSON")))
+                    return Ok(Some(
+                        serde_json::from_str(text.as_str()).expect("server sends JSON"),
+                    ))
                 }
                 Ok(Some(Ok(Message::Close(frame)))) => {
                     return Err(Closed {
@@ -382,7 +403,10 @@ impl Ws {
     /// proven everything sent before it was already delivered).
     pub async fn assert_quiet(&mut self) {
         let pong = self.request(json!({"type": "ping"})).await;
-        assert_eq!(pong["type"], "pong", "expected nothing but the pong: {pong}");
+        assert_eq!(
+            pong["type"], "pong",
+            "expected nothing but the pong: {pong}"
+        );
     }
 
     /// Waits for the server to close the connection and returns how.
@@ -426,7 +450,10 @@ impl Rest {
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// GETs with the API key.
@@ -445,7 +472,10 @@ impl Rest {
     /// POST /v1/notify, asserting 202; returns the event id.
     pub async fn notify(&self, event: &str, targets: Value, payload: Value) -> String {
         let (status, body) = self
-            .post("/v1/notify", json!({"event": event, "targets": targets, "payload": payload}))
+            .post(
+                "/v1/notify",
+                json!({"event": event, "targets": targets, "payload": payload}),
+            )
             .await;
         assert_eq!(status, 202, "{body}");
         body["id"].as_str().expect("event id").to_string()
@@ -464,7 +494,11 @@ impl Sse {
     /// Opens the stream and reads `welcome`.
     pub async fn open(base: &str) -> Sse {
         let client = reqwest::Client::new();
-        let response = client.get(format!("{base}/sse")).send().await.expect("GET /sse");
+        let response = client
+            .get(format!("{base}/sse"))
+            .send()
+            .await
+            .expect("GET /sse");
         assert_eq!(response.status().as_u16(), 200);
         let mut sse = Sse {
             conn: String::new(),

@@ -31,22 +31,36 @@ async fn fan_out_reaches_every_subscriber(bus: &dyn Bus, prefix: &str) {
     let mut b = bus.subscribe(&subject, None).await.expect("subscribe b");
     bus.flush().await.expect("flush");
     for i in 0..3u8 {
-        bus.publish(&subject, Bytes::from(vec![i])).await.expect("publish");
+        bus.publish(&subject, Bytes::from(vec![i]))
+            .await
+            .expect("publish");
     }
     for sub in [&mut a, &mut b] {
         for i in 0..3u8 {
-            assert_eq!(next_payload(sub).await, Bytes::from(vec![i]), "in order, to all");
+            assert_eq!(
+                next_payload(sub).await,
+                Bytes::from(vec![i]),
+                "in order, to all"
+            );
         }
     }
 }
 
 async fn queue_group_delivers_once(bus: &dyn Bus, prefix: &str) {
     let subject = format!("{prefix}.queue");
-    let mut a = bus.subscribe(&subject, Some("q")).await.expect("subscribe a");
-    let mut b = bus.subscribe(&subject, Some("q")).await.expect("subscribe b");
+    let mut a = bus
+        .subscribe(&subject, Some("q"))
+        .await
+        .expect("subscribe a");
+    let mut b = bus
+        .subscribe(&subject, Some("q"))
+        .await
+        .expect("subscribe b");
     bus.flush().await.expect("flush");
     for i in 0..10u8 {
-        bus.publish(&subject, Bytes::from(vec![i])).await.expect("publish");
+        bus.publish(&subject, Bytes::from(vec![i]))
+            .await
+            .expect("publish");
     }
     let mut seen = Vec::new();
     while seen.len() < 10 {
@@ -57,12 +71,19 @@ async fn queue_group_delivers_once(bus: &dyn Bus, prefix: &str) {
         }
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..10).collect::<Vec<u8>>(), "each message exactly once");
+    assert_eq!(
+        seen,
+        (0..10).collect::<Vec<u8>>(),
+        "each message exactly once"
+    );
 }
 
 async fn request_gets_reply(bus: &dyn Bus, prefix: &str) {
     let subject = format!("{prefix}.echo");
-    let mut server = bus.subscribe(&subject, Some("echo")).await.expect("subscribe");
+    let mut server = bus
+        .subscribe(&subject, Some("echo"))
+        .await
+        .expect("subscribe");
     bus.flush().await.expect("flush");
     let (reply, _) = tokio::join!(
         bus.request(&subject, Bytes::from_static(b"ping"), WAIT),
@@ -83,7 +104,11 @@ async fn request_gets_reply(bus: &dyn Bus, prefix: &str) {
 async fn request_without_responders_fails_fast(bus: &dyn Bus, prefix: &str) {
     let started = std::time::Instant::now();
     let result = bus
-        .request(&format!("{prefix}.nobody"), Bytes::new(), Duration::from_secs(10))
+        .request(
+            &format!("{prefix}.nobody"),
+            Bytes::new(),
+            Duration::from_secs(10),
+        )
         .await;
     assert!(
         matches!(result, Err(BusError::NoResponders(_))),
@@ -93,8 +118,14 @@ async fn request_without_responders_fails_fast(bus: &dyn Bus, prefix: &str) {
 }
 
 async fn wildcards_match(bus: &dyn Bus, prefix: &str) {
-    let mut star = bus.subscribe(&format!("{prefix}.w.*"), None).await.expect("sub");
-    let mut tail = bus.subscribe(&format!("{prefix}.>"), None).await.expect("sub");
+    let mut star = bus
+        .subscribe(&format!("{prefix}.w.*"), None)
+        .await
+        .expect("sub");
+    let mut tail = bus
+        .subscribe(&format!("{prefix}.>"), None)
+        .await
+        .expect("sub");
     bus.flush().await.expect("flush");
     bus.publish(&format!("{prefix}.w.x.y"), Bytes::from_static(b"deep"))
         .await

@@ -50,7 +50,11 @@ impl MemoryBus {
         let mut delivered = 0;
         let mut dead = Vec::new();
         {
-            let subscribers = self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
+            let subscribers = self
+                .inner
+                .subscribers
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             let mut groups: HashMap<&str, Vec<&Subscriber>> = HashMap::new();
             for sub in subscribers.iter() {
                 if sub.sender.is_closed() {
@@ -69,7 +73,11 @@ impl MemoryBus {
                 }
             }
             if !groups.is_empty() {
-                let mut turns = self.inner.queue_turns.lock().unwrap_or_else(|e| e.into_inner());
+                let mut turns = self
+                    .inner
+                    .queue_turns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 for (queue, members) in groups {
                     let turn = turns.entry(queue.to_string()).or_insert(0);
                     *turn = turn.wrapping_add(1);
@@ -79,7 +87,11 @@ impl MemoryBus {
             }
         }
         if !dead.is_empty() {
-            let mut subscribers = self.inner.subscribers.write().unwrap_or_else(|e| e.into_inner());
+            let mut subscribers = self
+                .inner
+                .subscribers
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             subscribers.retain(|s| !dead.contains(&s.id));
         }
         delivered

@@ -3,9 +3,9 @@
 //! Both implementations follow NATS semantics (subject wildcards, queue groups, no-responders),
 //! so code above the seam behaves the same in embedded mode and on a cluster.
 
+pub mod conformance;
 mod memory;
 mod nats;
-pub mod conformance;
 
 pub use memory::MemoryBus;
 pub use nats::NatsBus;

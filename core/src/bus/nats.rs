@@ -80,10 +80,12 @@ impl Bus for NatsBus {
             None => self.client.subscribe(subject.to_string()).await,
         }
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        Ok(Subscription::new(Box::pin(subscriber.map(|m| BusMessage {
-            subject: m.subject.to_string(),
-            payload: m.payload,
-            reply: m.reply.map(|r| r.to_string()),
+        Ok(Subscription::new(Box::pin(subscriber.map(|m| {
+            BusMessage {
+                subject: m.subject.to_string(),
+                payload: m.payload,
+                reply: m.reply.map(|r| r.to_string()),
+            }
         }))))
     }
 

@@ -64,9 +64,8 @@ impl Kv for MemoryKv {
         let first = filter.split('.').next().unwrap_or("");
         let literal = !first.contains(['*', '>']);
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let matching = |(k, v): (&String, &Bytes)| {
-            subject_matches(filter, k).then(|| (k.clone(), v.clone()))
-        };
+        let matching =
+            |(k, v): (&String, &Bytes)| subject_matches(filter, k).then(|| (k.clone(), v.clone()));
         Ok(if literal {
             let start = format!("{first}.");
             entries

@@ -61,7 +61,11 @@ impl Kv for NatsKv {
     }
 
     async fn put(&self, key: &str, value: Bytes) -> Result<(), KvError> {
-        self.store.put(key, value).await.map(|_| ()).map_err(unavailable)
+        self.store
+            .put(key, value)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<bool, KvError> {

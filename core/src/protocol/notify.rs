@@ -105,9 +105,18 @@ mod tests {
         let cases: [(&[u8], &str); 6] = [
             (b"{", "invalid notify body"),
             (br#"{"event":"E","targets":{}}"#, "names nobody"),
-            (br#"{"event":"E","targets":{"users":["a b"]}}"#, "invalid user name"),
-            (br#"{"event":"","targets":{"users":["a"]}}"#, "invalid event name"),
-            (br#"{"event":"E","targets":{"users":["a"]},"x":1}"#, "unknown field `x`"),
+            (
+                br#"{"event":"E","targets":{"users":["a b"]}}"#,
+                "invalid user name",
+            ),
+            (
+                br#"{"event":"","targets":{"users":["a"]}}"#,
+                "invalid event name",
+            ),
+            (
+                br#"{"event":"E","targets":{"users":["a"]},"x":1}"#,
+                "unknown field `x`",
+            ),
             (br#"{"event":"E","targets":{"users":"a"}}"#, "invalid type"),
         ];
         for (body, expected) in cases {

@@ -88,7 +88,9 @@ pub fn encode_event(id: &str, event: &str, payload: &RawValue, via: &Via) -> Byt
     match serde_json::to_vec(&frame) {
         Ok(bytes) => Bytes::from(bytes),
         // Only a non-string map key could fail here, and none exist in these types.
-        Err(_) => Bytes::from_static(br#"{"type":"error","code":"internal","message":"encoding failed"}"#),
+        Err(_) => {
+            Bytes::from_static(br#"{"type":"error","code":"internal","message":"encoding failed"}"#)
+        }
     }
 }
 
@@ -120,7 +122,10 @@ mod tests {
             ServerFrame::error(Some(RequestId::Text("x".into())), &error).encode(),
             r#"{"type":"error","id":"x","code":"forbidden","message":"no"}"#
         );
-        assert_eq!(ServerFrame::Pong { id: None }.encode(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            ServerFrame::Pong { id: None }.encode(),
+            r#"{"type":"pong"}"#
+        );
     }
 
     #[test]
