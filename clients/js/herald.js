@@ -45,10 +45,10 @@ const DEFAULTS = {
 
 export class Herald {
   /**
-   * @param {string} url the gateway's http(s) base URL; `/ws` and `/sse` are resolved against it
+   * @param {string} url the gateway's http(s) base URL (default: the page's origin); `ws` and `sse` are resolved below its path
    * @param {object} [options] see herald.d.ts
    */
-  constructor(url = globalThis.location?.href, options = {}) {
+  constructor(url = globalThis.location?.origin, options = {}) {
     this.options = { ...DEFAULTS, ...options };
     const base = new URL(url, globalThis.location?.href);
     if (!base.pathname.endsWith("/")) base.pathname += "/";
@@ -308,7 +308,8 @@ export class Herald {
     if (res.status === 404 || res.status === 410) return link.close(); // the server forgot this connection
     let body = null;
     try { body = JSON.parse(await res.text()); } catch { /* empty or not JSON */ }
-    if (body?.type) return link.receive(body);
+    // The reply is about this frame even when the server could not read its id (e.g. a bad body).
+    if (body?.type) return link.receive({ ...body, id: body.id ?? frame.id });
     if (!res.ok) {
       link.receive({ type: "error", id: frame.id, code: body?.error?.code ?? "unavailable", message: body?.error?.message ?? `HTTP ${res.status}` });
     }

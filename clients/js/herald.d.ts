@@ -1,0 +1,124 @@
+// TypeScript declarations for herald.js, the Herald browser and Node client.
+
+export type Transport = "websocket" | "sse";
+export type State = "connecting" | "connected" | "disconnected";
+
+/** Credentials for `ident`: a JWT minted by the backend, or a configured user. */
+export type Auth = { token: string } | { username: string; password: string };
+
+/** Which path reached this connection: the user targets and channels the event was sent to. */
+export interface Via {
+  users: string[];
+  channels: string[];
+}
+
+/** Second argument of every event handler. */
+export interface EventMeta {
+  /** The event id the server assigned (the one `POST /v1/notify` answered). */
+  id: string;
+  event: string;
+  via: Via;
+}
+
+/** A server reply frame: `ok` (with `user` after ident) or `pong`. */
+export interface ReplyFrame {
+  type: "ok" | "pong";
+  id: number;
+  user?: string;
+  [key: string]: unknown;
+}
+
+/**
+ * Rejection of a request. `code` is the server's (`bad_request`, `unauthorized`, `forbidden`,
+ * `too_large`, `rate_limited`, `unavailable`, `internal`) or the client's own: `timeout` (no reply
+ * in time), `disconnected` (internal requests only), `closed` (after `close()`).
+ */
+export interface HeraldError extends Error {
+  code: string;
+  /** The server's `error` frame, when the server sent one. */
+  frame?: { type: "error"; id?: number; code: string; message: string };
+}
+
+export interface BackoffOptions {
+  /** First ceiling in ms (default 500). */
+  base?: number;
+  /** Growth of the ceiling per attempt (default 2). */
+  factor?: number;
+  /** Largest ceiling in ms (default 30000). */
+  cap?: number;
+  /** Source of randomness in [0, 1) (default Math.random). */
+  random?: () => number;
+}
+
+export interface HeraldOptions {
+  /** Transports allowed; WebSocket is preferred when both are listed. Default ["websocket", "sse"]. */
+  transports?: Transport[];
+  /** Default: ws(s)://host/ws derived from the base URL. */
+  wsUrl?: string;
+  /** Default: http(s)://host/sse derived from the base URL. */
+  sseUrl?: string;
+  /** Reply timeout of a request and the wait for `welcome`, in ms (default 10000). */
+  timeoutMs?: number;
+  /** Interval of liveness pings while connected, in ms; 0 disables them (default 25000). */
+  pingMs?: number;
+  /** Consecutive failed WebSocket attempts before falling back to SSE (default 2). */
+  fallbackAfter?: number;
+  /** In fallback, every Nth attempt tries the WebSocket again; 0 never (default 5). */
+  wsRetryEvery?: number;
+  /** While connected over SSE, probe a WebSocket after this many ms and move over if it works; 0 never (default 120000). */
+  wsProbeMs?: number;
+  /** Reconnection schedule (full jitter). */
+  backoff?: Omit<BackoffOptions, "random">;
+  /** Source of randomness for the jitter (default Math.random). */
+  random?: () => number;
+  /** Injected implementations, for tests and for Node (default: the globals). */
+  WebSocket?: unknown;
+  EventSource?: unknown;
+  fetch?: typeof fetch;
+}
+
+export type EventHandler = (payload: any, meta: EventMeta) => void;
+
+export class Herald {
+  /** @param url the gateway's http(s) base URL (default: the page's origin). */
+  constructor(url?: string, options?: HeraldOptions);
+
+  readonly state: State;
+  /** The transport in use while connected, otherwise null. */
+  readonly transport: Transport | null;
+  /** The server's id of the current connection, while connected. */
+  readonly conn: string | null;
+  /** The user of the last successful ident. */
+  readonly user: string | null;
+  readonly wsUrl: string;
+  readonly sseUrl: string;
+  readonly transports: Transport[];
+
+  /** Identify; a function is called again on every reconnect, so it can mint a fresh token. */
+  ident(auth: Auth | (() => Auth | Promise<Auth>)): Promise<ReplyFrame>;
+  /** Join a channel; it is joined again after every reconnect until `leave`. */
+  join(channel: string): Promise<ReplyFrame>;
+  leave(channel: string): Promise<ReplyFrame>;
+  /** Round trip to the server in ms. */
+  ping(): Promise<number>;
+
+  on(name: "state", fn: (state: State) => void): () => void;
+  on(name: "error", fn: (error: HeraldError) => void): () => void;
+  /** A server event by name, or "*" for every server event. */
+  on(name: string, fn: EventHandler): () => void;
+  off(name: string, fn?: (...args: any[]) => void): void;
+
+  /** Close for good: no reconnect; pending requests reject with code "closed". */
+  close(): void;
+}
+
+/** Delay in ms before reconnect attempt `attempt` (0-based): full jitter, uniform in [0, min(cap, base * factor^attempt)). */
+export function backoffDelay(attempt: number, options?: BackoffOptions): number;
+
+/** The transport the next connection attempt uses, given the failures so far. */
+export function chooseTransport(
+  state: { transports: Transport[]; wsFailures: number; fallbackAttempts: number },
+  options?: { fallbackAfter?: number; wsRetryEvery?: number },
+): Transport;
+
+export default Herald;
