@@ -14,7 +14,11 @@ pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An `unavailable` error means nothing was published and the caller should retry.
 pub async fn publish(bus: &dyn Bus, notify: &Notify) -> Result<String, HeraldError> {
     let reply = bus
-        .request(subjects::NOTIFY, Bytes::from(notify.encode()), ACCEPT_TIMEOUT)
+        .request(
+            subjects::NOTIFY,
+            Bytes::from(notify.encode()),
+            ACCEPT_TIMEOUT,
+        )
         .await
         .map_err(|e| match e {
             BusError::NoResponders(_) => {

@@ -27,7 +27,10 @@ pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Refuses a payload over the limit.
-pub(crate) fn check_payload(payload: &serde_json::value::RawValue, max: usize) -> Result<(), ApiError> {
+pub(crate) fn check_payload(
+    payload: &serde_json::value::RawValue,
+    max: usize,
+) -> Result<(), ApiError> {
     let size = payload.get().len();
     if size > max {
         return Err(HeraldError::new(

@@ -69,12 +69,11 @@ async fn notify_user(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    require_key(&state, &headers).await?;
     let targets = Targets {
         users: vec![user],
         ..Targets::default()
     };
-    notify_targets(&state, targets, request).await
+    notify_targets(&state, &headers, targets, request).await
 }
 
 async fn notify_channel(
@@ -83,19 +82,21 @@ async fn notify_channel(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    require_key(&state, &headers).await?;
     let targets = Targets {
         channels: vec![channel],
         ..Targets::default()
     };
-    notify_targets(&state, targets, request).await
+    notify_targets(&state, &headers, targets, request).await
 }
 
+/// The shared body of the one-target calls: `{"event", "payload"}` for the given targets.
 async fn notify_targets(
     state: &RestState,
+    headers: &HeaderMap,
     targets: Targets,
     request: Body,
 ) -> Result<Response, ApiError> {
+    require_key(state, headers).await?;
     let bytes = body::read(request, state.config.max_payload_bytes).await?;
     let event: EventBody = body::json(&bytes)?;
     let notify = Notify {
@@ -169,7 +170,11 @@ async fn tokens(
     if ttl == 0 || ttl > max_ttl {
         return Err(HeraldError::bad_request(format!(
             "`ttl_secs` must be between 1 and {max_ttl}{}",
-            if wanted.once { " for one-time tokens" } else { "" }
+            if wanted.once {
+                " for one-time tokens"
+            } else {
+                ""
+            }
         ))
         .into());
     }
@@ -198,7 +203,11 @@ async fn query(state: &RestState, query: Query) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(&query).map_err(HeraldError::internal)?;
     let reply = state
         .bus
-        .request(subjects::QUERY, Bytes::from(body), crate::publish::ACCEPT_TIMEOUT)
+        .request(
+            subjects::QUERY,
+            Bytes::from(body),
+            crate::publish::ACCEPT_TIMEOUT,
+        )
         .await
         .map_err(|e| HeraldError::unavailable(format!("no dispatcher answered, retry: {e}")))?;
     match serde_json::from_slice::<QueryReply>(&reply) {
@@ -248,5 +257,9 @@ async fn disconnect(
 
 /// Answers an unknown path under the REST API with a JSON 404.
 async fn not_found() -> ApiError {
-    HeraldError::new(ErrorCode::NotFound, "no such endpoint; see docs/protocol.md").into()
+    HeraldError::new(
+        ErrorCode::NotFound,
+        "no such endpoint; see docs/protocol.md",
+    )
+    .into()
 }

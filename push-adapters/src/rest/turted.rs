@@ -80,9 +80,9 @@ pub(crate) async fn push(
             channels: push.targets.channels.into_vec(),
             broadcast: push.targets.broadcast,
         },
-        payload: push
-            .payload
-            .unwrap_or_else(|| RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!())),
+        payload: push.payload.unwrap_or_else(|| {
+            RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!())
+        }),
     };
     notify.validate()?;
     super::routes::accept(&state, notify).await?;
