@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use herald_adapters::file_tail::FileTailConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,12 @@ pub struct Options {
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Secret that signs client tokens (HS256), shared with the backend.
-    #[arg(long, env = "HERALD_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HERALD_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Argon2id hash of an accepted API key; repeat for several. Make one with `herald
     /// passwd`. [env: HERALD_API_KEY_HASHES, separated by spaces or newlines, since hashes
@@ -67,6 +73,72 @@ struct FileOptions {
     outbox_capacity: Option<usize>,
     liveness_interval_ms: Option<u64>,
     gateway_timeout_ms: Option<u64>,
+    /// `[[file_tail]]` tables: files the file-tail adapter (and `herald serve`) follows.
+    #[serde(default)]
+    file_tail: Vec<FileTailConfig>,
+    redis_url: Option<String>,
+    redis_channel: Option<String>,
+}
+
+/// Flags of `herald adapter file-tail`: one file; several go in the TOML file as `[[file_tail]]`
+/// tables (`path`, `channel`, `event`, `from_start`), which `--file` replaces.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FileTailArgs {
+    /// File to follow (it may not exist yet; its directory must).
+    #[arg(long, env = "HERALD_FILE", value_name = "PATH", requires_all = ["channel", "event"])]
+    pub file: Option<PathBuf>,
+    /// Channel each line is published to.
+    #[arg(
+        long,
+        env = "HERALD_CHANNEL",
+        value_name = "CHANNEL",
+        requires = "file"
+    )]
+    pub channel: Option<String>,
+    /// Event name of each line, e.g. LOG:LINE.
+    #[arg(long, env = "HERALD_EVENT", value_name = "EVENT", requires = "file")]
+    pub event: Option<String>,
+    /// Publish the lines already in the file too (default: only lines appended from now on).
+    #[arg(long, env = "HERALD_FROM_START", requires = "file")]
+    pub from_start: bool,
+}
+
+impl FileTailArgs {
+    /// `--file` (with its channel and event) replaces the `[[file_tail]]` tables of the TOML file.
+    pub fn apply(self, settings: &mut Settings) {
+        if let (Some(path), Some(channel), Some(event)) = (self.file, self.channel, self.event) {
+            settings.file_tail = vec![FileTailConfig {
+                path,
+                channel,
+                event,
+                from_start: self.from_start,
+                max_line_bytes: Some(settings.max_payload_bytes),
+            }];
+        }
+    }
+}
+
+/// Flags of `herald adapter redis`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RedisArgs {
+    /// Redis to subscribe to (default redis://127.0.0.1:6379).
+    #[arg(long, env = "HERALD_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Channel carrying notify bodies (default herald:notify); with *, ? or [ a pattern.
+    #[arg(long, env = "HERALD_REDIS_CHANNEL", value_name = "CHANNEL")]
+    pub redis_channel: Option<String>,
+}
+
+impl RedisArgs {
+    /// Flags and environment override the TOML file's `redis_url` and `redis_channel`.
+    pub fn apply(self, settings: &mut Settings) {
+        if let Some(url) = self.redis_url {
+            settings.redis_url = url;
+        }
+        if let Some(channel) = self.redis_channel {
+            settings.redis_channel = channel;
+        }
+    }
 }
 
 /// Resolved settings.
@@ -74,6 +146,9 @@ struct FileOptions {
 pub struct Settings {
     pub nats: Option<String>,
     pub listen: SocketAddr,
+    /// Whether `listen` was configured (flag, environment or TOML) rather than defaulted: the
+    /// feed adapters serve `/healthz`, `/readyz` and `/metrics` only then.
+    pub listen_configured: bool,
     pub jwt_secret: Option<String>,
     pub api_key_hashes: Vec<String>,
     pub users: herald_core::credentials::Users,
@@ -82,6 +157,10 @@ pub struct Settings {
     pub outbox_capacity: usize,
     pub liveness_interval: Duration,
     pub gateway_timeout: Duration,
+    /// Files to follow; each with its line limit set (default: `max_payload_bytes`).
+    pub file_tail: Vec<FileTailConfig>,
+    pub redis_url: String,
+    pub redis_channel: String,
 }
 
 impl Options {
@@ -111,7 +190,10 @@ impl Options {
             }
             None => Default::default(),
         };
-        let max_payload_bytes = self.max_payload_bytes.or(file.max_payload_bytes).unwrap_or(65_536);
+        let max_payload_bytes = self
+            .max_payload_bytes
+            .or(file.max_payload_bytes)
+            .unwrap_or(65_536);
         if max_payload_bytes == 0 || max_payload_bytes > 1024 * 1024 {
             bail!("max-payload-bytes must be between 1 and 1048576 (NATS's default message limit)");
         }
@@ -122,8 +204,17 @@ impl Options {
             }
             Ok(Duration::from_millis(ms))
         };
+        let file_tail = file
+            .file_tail
+            .into_iter()
+            .map(|mut entry| {
+                entry.max_line_bytes.get_or_insert(max_payload_bytes);
+                entry
+            })
+            .collect();
         Ok(Settings {
             nats: self.nats.or(file.nats),
+            listen_configured: self.listen.or(file.listen).is_some(),
             listen: self
                 .listen
                 .or(file.listen)
@@ -133,7 +224,11 @@ impl Options {
             users,
             max_payload_bytes,
             heartbeat: millis(self.heartbeat_ms, file.heartbeat_ms, 25_000, "heartbeat-ms")?,
-            outbox_capacity: self.outbox_capacity.or(file.outbox_capacity).unwrap_or(1024).max(1),
+            outbox_capacity: self
+                .outbox_capacity
+                .or(file.outbox_capacity)
+                .unwrap_or(1024)
+                .max(1),
             liveness_interval: millis(
                 self.liveness_interval_ms,
                 file.liveness_interval_ms,
@@ -146,6 +241,13 @@ impl Options {
                 15_000,
                 "gateway-timeout-ms",
             )?,
+            file_tail,
+            redis_url: file
+                .redis_url
+                .unwrap_or_else(|| herald_adapters::redis::DEFAULT_URL.to_string()),
+            redis_channel: file
+                .redis_channel
+                .unwrap_or_else(|| herald_adapters::redis::DEFAULT_CHANNEL.to_string()),
         })
     }
 }
@@ -184,6 +286,61 @@ mod tests {
         }
         .resolve()
         .unwrap_err();
+        assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+
+    #[test]
+    fn file_tail_tables_and_redis_keys_with_flags_on_top() {
+        let dir =
+            std::env::temp_dir().join(format!("herald-config-adapters-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(
+            &path,
+            "max_payload_bytes = 4096\nredis_channel = \"app:*\"\n\
+             [[file_tail]]\npath = \"/var/log/a.log\"\nchannel = \"logs\"\nevent = \"LOG:A\"\n\
+             [[file_tail]]\npath = \"/var/log/b.log\"\nchannel = \"logs\"\nevent = \"LOG:B\"\n\
+             from_start = true\nmax_line_bytes = 512\n",
+        )
+        .unwrap();
+        let options = Options {
+            config: Some(path.clone()),
+            ..Options::default()
+        };
+        let mut settings = options.clone().resolve().unwrap();
+        assert_eq!(settings.file_tail.len(), 2);
+        assert_eq!(settings.file_tail[0].max_line_bytes, Some(4096));
+        assert!(!settings.file_tail[0].from_start);
+        assert_eq!(settings.file_tail[1].max_line_bytes, Some(512));
+        assert!(settings.file_tail[1].from_start);
+        assert_eq!(settings.redis_channel, "app:*");
+        assert_eq!(settings.redis_url, herald_adapters::redis::DEFAULT_URL);
+        RedisArgs {
+            redis_url: Some("redis://cache:6380".into()),
+            redis_channel: None,
+        }
+        .apply(&mut settings);
+        assert_eq!(
+            (settings.redis_url.as_str(), settings.redis_channel.as_str()),
+            ("redis://cache:6380", "app:*")
+        );
+        FileTailArgs {
+            file: Some("/tmp/c.log".into()),
+            channel: Some("c".into()),
+            event: Some("E".into()),
+            from_start: true,
+        }
+        .apply(&mut settings);
+        assert_eq!(settings.file_tail.len(), 1);
+        assert_eq!(settings.file_tail[0].path, PathBuf::from("/tmp/c.log"));
+        assert_eq!(settings.file_tail[0].max_line_bytes, Some(4096));
+
+        std::fs::write(
+            &path,
+            "[[file_tail]]\npath = \"x\"\nchannel = \"c\"\nevent = \"E\"\nfrom_end = true\n",
+        )
+        .unwrap();
+        let error = options.resolve().unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
     }
 }

@@ -1,10 +1,11 @@
 //! The `herald` binary: parses the command line and starts the roles it names.
 
+mod adapter_roles;
 mod config;
 mod roles;
 
 use clap::{Parser, Subcommand};
-use config::Options;
+use config::{FileTailArgs, Options, RedisArgs};
 
 /// Herald: a real-time event dispatcher. Backends push events; browsers receive them live.
 #[derive(Parser)]
@@ -53,16 +54,32 @@ enum Adapter {
         #[command(flatten)]
         options: Options,
     },
+    /// Follows files (across rotations) and publishes each new line as an event.
+    FileTail {
+        #[command(flatten)]
+        options: Options,
+        #[command(flatten)]
+        tail: FileTailArgs,
+    },
+    /// Subscribes to a Redis pub/sub channel carrying notify bodies (at-most-once).
+    Redis {
+        #[command(flatten)]
+        options: Options,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = std::env::var("HERALD_LOG").unwrap_or_else(|_| "info".to_string());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| {
-            eprintln!("HERALD_LOG={filter:?} is not a valid filter; using info");
-            tracing_subscriber::EnvFilter::new("info")
-        }))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| {
+                eprintln!("HERALD_LOG={filter:?} is not a valid filter; using info");
+                tracing_subscriber::EnvFilter::new("info")
+            }),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -77,9 +94,19 @@ fn main() -> std::process::ExitCode {
             Command::Serve { options, no_demo } => roles::serve(options.resolve()?, !no_demo).await,
             Command::Gateway { options, demo } => roles::gateway(options.resolve()?, demo).await,
             Command::Dispatcher { options } => roles::dispatcher(options.resolve()?).await,
-            Command::Adapter {
-                adapter: Adapter::Rest { options },
-            } => roles::rest(options.resolve()?).await,
+            Command::Adapter { adapter } => match adapter {
+                Adapter::Rest { options } => roles::rest(options.resolve()?).await,
+                Adapter::FileTail { options, tail } => {
+                    let mut settings = options.resolve()?;
+                    tail.apply(&mut settings);
+                    adapter_roles::file_tail(settings).await
+                }
+                Adapter::Redis { options, redis } => {
+                    let mut settings = options.resolve()?;
+                    redis.apply(&mut settings);
+                    adapter_roles::redis(settings).await
+                }
+            },
             Command::Passwd => roles::passwd(),
         }
     });

@@ -27,8 +27,8 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let mut settings = settings;
     let generated_key = if settings.api_key_hashes.is_empty() {
         let key = random_secret();
-        settings.api_key_hashes = vec![herald_core::credentials::hash_secret(&key)
-            .map_err(anyhow::Error::msg)?];
+        settings.api_key_hashes =
+            vec![herald_core::credentials::hash_secret(&key).map_err(anyhow::Error::msg)?];
         Some(key)
     } else {
         None
@@ -47,12 +47,20 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown.clone(),
     ));
-    let gateway =
-        herald_gateway::Gateway::start(bus.clone(), gateway_config(&settings), &metrics, shutdown.clone())
-            .await?;
-    let mut router = gateway
-        .router()
-        .merge(herald_adapters::rest::router(bus.clone(), rest_config(&settings)?, &metrics));
+    let file_tails =
+        crate::adapter_roles::spawn_file_tails(&settings, bus.clone(), &metrics, shutdown.clone())?;
+    let gateway = herald_gateway::Gateway::start(
+        bus.clone(),
+        gateway_config(&settings),
+        &metrics,
+        shutdown.clone(),
+    )
+    .await?;
+    let mut router = gateway.router().merge(herald_adapters::rest::router(
+        bus.clone(),
+        rest_config(&settings)?,
+        &metrics,
+    ));
     if demo {
         router = router.merge(herald_gateway::demo::router(
             bus.clone(),
@@ -68,11 +76,16 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         println!("  (generated for this run; configure your own with --api-key-hash, see `herald passwd`)");
     }
     if demo {
-        println!("  open http://{address}/ for the demo; POST events to http://{address}/v1/notify");
+        println!(
+            "  open http://{address}/ for the demo; POST events to http://{address}/v1/notify"
+        );
     }
     let _ = std::io::stdout().flush();
     serve_http(listener, router, shutdown.clone()).await?;
     gateway.stopped(SHUTDOWN_DEADLINE).await;
+    if let Some(file_tails) = file_tails {
+        file_tails.await??;
+    }
     dispatcher.await??;
     Ok(())
 }
@@ -82,12 +95,19 @@ pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(Some(require_nats(&settings, "gateway")?), "herald-gateway").await?;
-    let gateway =
-        herald_gateway::Gateway::start(bus.clone(), gateway_config(&settings), &metrics, shutdown.clone())
-            .await?;
+    let gateway = herald_gateway::Gateway::start(
+        bus.clone(),
+        gateway_config(&settings),
+        &metrics,
+        shutdown.clone(),
+    )
+    .await?;
     let mut router = gateway.router();
     if demo {
-        router = router.merge(herald_gateway::demo::router(bus.clone(), jwt_secret(&settings)?));
+        router = router.merge(herald_gateway::demo::router(
+            bus.clone(),
+            jwt_secret(&settings)?,
+        ));
     }
     let router = router.merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
@@ -100,8 +120,11 @@ pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
 /// `herald dispatcher`.
 pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let (bus, client) =
-        connect_bus(Some(require_nats(&settings, "dispatcher")?), "herald-dispatcher").await?;
+    let (bus, client) = connect_bus(
+        Some(require_nats(&settings, "dispatcher")?),
+        "herald-dispatcher",
+    )
+    .await?;
     let (kv, spent) = open_kv(client.as_ref()).await?;
     herald_dispatcher::run(
         bus,
@@ -118,7 +141,11 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
 pub async fn rest(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
-    let (bus, _) = connect_bus(Some(require_nats(&settings, "adapter rest")?), "herald-rest").await?;
+    let (bus, _) = connect_bus(
+        Some(require_nats(&settings, "adapter rest")?),
+        "herald-rest",
+    )
+    .await?;
     if settings.api_key_hashes.is_empty() {
         bail!("the REST adapter needs at least one --api-key-hash (make one with `herald passwd`)");
     }
@@ -139,11 +166,14 @@ pub fn passwd() -> anyhow::Result<()> {
     if secret.is_empty() {
         bail!("empty secret: type it (or pipe it) on stdin");
     }
-    println!("{}", herald_core::credentials::hash_secret(secret).map_err(anyhow::Error::msg)?);
+    println!(
+        "{}",
+        herald_core::credentials::hash_secret(secret).map_err(anyhow::Error::msg)?
+    );
     Ok(())
 }
 
-fn require_nats<'a>(settings: &'a Settings, role: &str) -> anyhow::Result<&'a str> {
+pub(crate) fn require_nats<'a>(settings: &'a Settings, role: &str) -> anyhow::Result<&'a str> {
     settings.nats.as_deref().with_context(|| {
         format!("`herald {role}` runs on NATS: pass --nats nats://host:4222 (or run `herald serve` for everything in one process)")
     })
@@ -183,7 +213,7 @@ fn rest_config(settings: &Settings) -> anyhow::Result<herald_adapters::rest::Res
     })
 }
 
-async fn connect_bus(
+pub(crate) async fn connect_bus(
     nats: Option<&str>,
     name: &str,
 ) -> anyhow::Result<(Arc<dyn Bus>, Option<async_nats::Client>)> {
@@ -198,7 +228,9 @@ async fn connect_bus(
         .event_callback(|event| async move {
             match event {
                 async_nats::Event::Connected => tracing::info!("NATS connected"),
-                async_nats::Event::Disconnected => tracing::warn!("NATS connection lost; reconnecting"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("NATS connection lost; reconnecting")
+                }
                 other => tracing::info!(event = %other, "NATS"),
             }
         });
@@ -217,15 +249,23 @@ async fn open_kv(
         None => Ok((Arc::new(MemoryKv::new()), Arc::new(MemoryKv::new()))),
         Some(client) => {
             let kv = NatsKv::open(client.clone(), subjects::KV_BUCKET, Duration::ZERO).await?;
-            let spent = NatsKv::open(client.clone(), subjects::ONCE_BUCKET, SPENT_TOKEN_MEMORY).await?;
+            let spent =
+                NatsKv::open(client.clone(), subjects::ONCE_BUCKET, SPENT_TOKEN_MEMORY).await?;
             Ok((Arc::new(kv), Arc::new(spent)))
         }
     }
 }
 
-fn health_routes(bus: Arc<dyn Bus>, kv: Option<Arc<dyn Kv>>, metrics: Metrics) -> Router {
+pub(crate) fn health_routes(
+    bus: Arc<dyn Bus>,
+    kv: Option<Arc<dyn Kv>>,
+    metrics: Metrics,
+) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -253,7 +293,10 @@ fn health_routes(bus: Arc<dyn Bus>, kv: Option<Arc<dyn Kv>>, metrics: Metrics) -
                 let metrics = metrics.clone();
                 async move {
                     (
-                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
                         metrics.render(),
                     )
                 }
@@ -261,18 +304,18 @@ fn health_routes(bus: Arc<dyn Bus>, kv: Option<Arc<dyn Kv>>, metrics: Metrics) -
         )
 }
 
-async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))
 }
 
-fn announce(role: &str, address: std::net::SocketAddr) {
+pub(crate) fn announce(role: &str, address: std::net::SocketAddr) {
     println!("herald {role} listening on http://{address}");
     let _ = std::io::stdout().flush();
 }
 
-async fn serve_http(
+pub(crate) async fn serve_http(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: CancellationToken,
@@ -283,21 +326,22 @@ async fn serve_http(
         .context("HTTP server failed")
 }
 
-fn shutdown_on_signal() -> CancellationToken {
+pub(crate) fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let fire = token.clone();
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    fire.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        fire.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
