@@ -320,6 +320,12 @@ pub(crate) async fn serve_http(
     router: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+    // Without TCP_NODELAY a small frame written while the previous one is unacknowledged waits
+    // for the peer's delayed ACK (up to 40 ms): that was most of the latency tail.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -12,8 +12,9 @@ use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 
 /// Bytes read from the socket at a time: small, because idle connections are the common case
-/// and each holds this buffer (tungstenite's default is 128 KiB).
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// and each holds this buffer, fully touched (tungstenite zero-fills it before each read; its
+/// default is 128 KiB). Client frames are small; a larger one just takes several reads.
+const READ_BUFFER_BYTES: usize = 1024;
 /// Bytes of outgoing frames gathered before a write; frames queued together go out together.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
@@ -86,6 +87,10 @@ async fn write(
     let heartbeat = shared.config.heartbeat;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let dead_after_ms = 2 * heartbeat.as_millis() as u64;
+    // Built once: rebuilding the future on every wake showed in profiles.
+    let closing = outbox.closer.clone();
+    let closing = closing.cancelled();
+    tokio::pin!(closing);
     loop {
         tokio::select! {
             biased;
@@ -104,7 +109,7 @@ async fn write(
                     break;
                 }
             }
-            _ = outbox.closer.cancelled() => {
+            _ = &mut closing => {
                 let reason = connection.outbox.close_reason();
                 if reason != CloseReason::SLOW_CONSUMER && reason != CloseReason::PEER_GONE {
                     // Replies already queued (the error before a close) still go out.
