@@ -201,6 +201,12 @@ key="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 hash="$(echo "$key" | "$herald" passwd)"
 
 start_role dispatcher dispatcher --nats "$nats_url" --jwt-secret "$secret"
+# Requests are answered once it says so.
+for _ in $(seq 1 300); do
+  grep -q '^herald dispatcher running' "$work/dispatcher.out" && break
+  kill -0 "$last_pid" 2>/dev/null || { cat "$work/dispatcher.err" >&2; exit 1; }
+  sleep 0.1
+done
 gateway_args=()
 gateway_pids=()
 outbox_args=()

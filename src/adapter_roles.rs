@@ -14,7 +14,6 @@ use herald_adapters::file_tail::FileTail;
 use herald_adapters::redis::{RedisAdapter, RedisConfig};
 use herald_core::bus::Bus;
 use herald_core::metrics::Metrics;
-use std::io::Write;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -111,6 +110,5 @@ pub fn spawn_file_tails(
 
 /// The line tests wait for: `herald <role> running`.
 fn announce_running(role: &str) {
-    println!("herald {role} running");
-    let _ = std::io::stdout().flush();
+    crate::roles::say(&format!("herald {role} running"));
 }

@@ -72,15 +72,14 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     announce("serve", address);
     if let Some(key) = generated_key {
-        println!("herald serve api key: {key}");
-        println!("  (generated for this run; configure your own with --api-key-hash, see `herald passwd`)");
+        say(&format!("herald serve api key: {key}"));
+        say("  (generated for this run; configure your own with --api-key-hash, see `herald passwd`)");
     }
     if demo {
-        println!(
+        say(&format!(
             "  open http://{address}/ for the demo; POST events to http://{address}/v1/notify"
-        );
+        ));
     }
-    let _ = std::io::stdout().flush();
     serve_http(listener, router, shutdown.clone()).await?;
     gateway.stopped(SHUTDOWN_DEADLINE).await;
     if let Some(file_tails) = file_tails {
@@ -126,7 +125,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
     )
     .await?;
     let (kv, spent) = open_kv(client.as_ref()).await?;
-    herald_dispatcher::run(
+    let dispatcher = herald_dispatcher::start(
         bus,
         kv,
         spent,
@@ -134,7 +133,11 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
         Metrics::new(),
         shutdown,
     )
-    .await
+    .await?;
+    // Scripts and tests wait for this line: from here on requests are answered.
+    say("herald dispatcher running");
+    dispatcher.stopped().await;
+    Ok(())
 }
 
 /// `herald adapter rest`.
@@ -311,8 +314,15 @@ pub(crate) async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpL
 }
 
 pub(crate) fn announce(role: &str, address: std::net::SocketAddr) {
-    println!("herald {role} listening on http://{address}");
-    let _ = std::io::stdout().flush();
+    say(&format!("herald {role} listening on http://{address}"));
+}
+
+/// Writes a status line to stdout. A closed stdout (a supervisor that stopped reading) must
+/// not take the server down, so write errors are ignored, unlike `println!`, which panics.
+pub(crate) fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 pub(crate) async fn serve_http(

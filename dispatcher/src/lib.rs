@@ -66,10 +66,7 @@ impl Context {
     }
 }
 
-/// Runs a dispatcher until `shutdown` fires. Fails fast when it cannot subscribe.
-///
-/// `kv` holds presence; `spent_tokens` remembers one-time tokens already used (its entries may
-/// expire after the longest one-time token lifetime).
+/// Runs a dispatcher until `shutdown` fires: [`start`], then [`Dispatcher::stopped`].
 pub async fn run(
     bus: Arc<dyn Bus>,
     kv: Arc<dyn Kv>,
@@ -78,6 +75,48 @@ pub async fn run(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    start(bus, kv, spent_tokens, config, metrics, shutdown)
+        .await?
+        .stopped()
+        .await;
+    Ok(())
+}
+
+/// A dispatcher whose subscriptions are in place: from now on it answers requests.
+pub struct Dispatcher {
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Dispatcher {
+    /// Waits for `shutdown`, then lets requests already taken finish (their requesters are
+    /// waiting for the answer), up to a deadline.
+    pub async fn stopped(self) {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("dispatcher stopped with requests still in flight");
+        }
+        tracing::info!("dispatcher stopped");
+    }
+}
+
+/// Starts a dispatcher: subscribes (failing fast when it cannot) and returns once requests
+/// reach it.
+///
+/// `kv` holds presence; `spent_tokens` remembers one-time tokens already used (its entries may
+/// expire after the longest one-time token lifetime).
+pub async fn start(
+    bus: Arc<dyn Bus>,
+    kv: Arc<dyn Kv>,
+    spent_tokens: Arc<dyn Kv>,
+    config: DispatcherConfig,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Dispatcher> {
     let context = Arc::new(Context {
         bus: bus.clone(),
         presence: presence::Presence::new(kv),
@@ -123,17 +162,7 @@ pub async fn run(
         |c, m| Box::pin(async move { queries::handle(&c, &m).await }),
     ));
     tracker.spawn(notify::serve_in_order(notifies, context, shutdown.clone()));
-    shutdown.cancelled().await;
-    tracker.close();
-    // Requests already taken finish (their requesters are waiting for the answer).
-    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("dispatcher stopped with requests still in flight");
-    }
-    tracing::info!("dispatcher stopped");
-    Ok(())
+    Ok(Dispatcher { tracker, shutdown })
 }
 
 type Handler =

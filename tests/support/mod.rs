@@ -174,23 +174,22 @@ pub fn herald(args: &[&str]) -> (Process, Option<String>) {
         .expect("start herald");
     let stdout = child.stdout.take().expect("stdout");
     let name = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
-    let listens = !matches!(args.first(), Some(&"dispatcher"));
-    let mut address = None;
-    if listens {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
+    // A role that listens prints its address; one that does not prints `running` when ready.
+    // The reader keeps draining stdout so later lines never meet a closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(Some(addr.trim().to_string()));
+            } else if line.ends_with(" running") {
+                let _ = tx.send(None);
             }
-        });
-        address = Some(
-            rx.recv_timeout(DEADLINE)
-                .unwrap_or_else(|_| panic!("herald {name} did not start listening")),
-        );
-    }
+        }
+    });
+    let address = rx
+        .recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("herald {name} did not start"));
     (Process { child, name }, address)
 }
 

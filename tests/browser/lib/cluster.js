@@ -137,7 +137,9 @@ export async function startCluster(name) {
     cluster.natsUrl = `nats://127.0.0.1:${natsPort}`;
 
     const secret = ["--jwt-secret", cluster.jwtSecret];
-    start("dispatcher", HERALD_BIN, ["dispatcher", "--nats", cluster.natsUrl, ...secret]);
+    const dispatcher = start("dispatcher", HERALD_BIN, ["dispatcher", "--nats", cluster.natsUrl, ...secret]);
+    // Requests are answered only once it says it is running.
+    await dispatcher.waitFor(/herald dispatcher running/);
     const rest = start("rest", HERALD_BIN, ["adapter", "rest", "--nats", cluster.natsUrl, "--listen", "127.0.0.1:0",
       "--api-key-hash", passwd(cluster.apiKey), ...secret]);
     cluster.restUrl = await listening(rest, "rest");
