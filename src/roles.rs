@@ -49,25 +49,14 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     ));
     let file_tails =
         crate::adapter_roles::spawn_file_tails(&settings, bus.clone(), &metrics, shutdown.clone())?;
-    let gateway = herald_gateway::Gateway::start(
-        bus.clone(),
-        gateway_config(&settings),
-        &metrics,
-        shutdown.clone(),
-    )
-    .await?;
-    let mut router = gateway.router().merge(herald_adapters::rest::router(
-        bus.clone(),
-        rest_config(&settings)?,
-        &metrics,
-    ));
-    if demo {
-        router = router.merge(herald_gateway::demo::router(
+    let (gateway, router) = start_gateway(&settings, &bus, &metrics, &shutdown, demo).await?;
+    let router = router
+        .merge(herald_adapters::rest::router(
             bus.clone(),
-            jwt_secret(&settings)?,
-        ));
-    }
-    let router = router.merge(health_routes(bus, Some(kv), metrics));
+            rest_config(&settings)?,
+            &metrics,
+        ))
+        .merge(health_routes(bus, Some(kv), metrics));
     let listener = bind(&settings).await?;
     let address = listener.local_addr()?;
     announce("serve", address);
@@ -94,20 +83,7 @@ pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(Some(require_nats(&settings, "gateway")?), "herald-gateway").await?;
-    let gateway = herald_gateway::Gateway::start(
-        bus.clone(),
-        gateway_config(&settings),
-        &metrics,
-        shutdown.clone(),
-    )
-    .await?;
-    let mut router = gateway.router();
-    if demo {
-        router = router.merge(herald_gateway::demo::router(
-            bus.clone(),
-            jwt_secret(&settings)?,
-        ));
-    }
+    let (gateway, router) = start_gateway(&settings, &bus, &metrics, &shutdown, demo).await?;
     let router = router.merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
     announce("gateway", listener.local_addr()?);
@@ -174,6 +150,31 @@ pub fn passwd() -> anyhow::Result<()> {
         herald_core::credentials::hash_secret(secret).map_err(anyhow::Error::msg)?
     );
     Ok(())
+}
+
+/// Starts a gateway and returns it with its routes (plus the demo's when asked).
+async fn start_gateway(
+    settings: &Settings,
+    bus: &Arc<dyn Bus>,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    demo: bool,
+) -> anyhow::Result<(herald_gateway::Gateway, Router)> {
+    let gateway = herald_gateway::Gateway::start(
+        bus.clone(),
+        gateway_config(settings),
+        metrics,
+        shutdown.clone(),
+    )
+    .await?;
+    let mut router = gateway.router();
+    if demo {
+        router = router.merge(herald_gateway::demo::router(
+            bus.clone(),
+            jwt_secret(settings)?,
+        ));
+    }
+    Ok((gateway, router))
 }
 
 pub(crate) fn require_nats<'a>(settings: &'a Settings, role: &str) -> anyhow::Result<&'a str> {

@@ -29,47 +29,16 @@ struct Deployment {
 
 async fn deployment() -> Deployment {
     let nats = Nats::start();
-    let (dispatcher, _) = herald(&["dispatcher", "--nats", &nats.url, "--jwt-secret", SECRET]);
     // A deep outbox: the subscriber reads as fast as it can, but a burst must not make the
     // gateway drop it as a slow consumer.
-    let (gateway, address) = herald(&[
-        "gateway",
-        "--nats",
-        &nats.url,
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        SECRET,
-        "--outbox-capacity",
-        "200000",
-    ]);
-    let ws = subscriber(&ws_url(&address.expect("gateway address"))).await;
+    let (dispatcher, gateway, url) =
+        dispatcher_and_gateway(&nats.url, &["--outbox-capacity", "200000"]);
+    let ws = Ws::user(&url, "watcher", &["logs"]).await;
     Deployment {
         nats,
         _dispatcher: dispatcher,
         _gateway: gateway,
         ws,
-    }
-}
-
-/// A WebSocket identified as `watcher` and joined to `logs`, once a dispatcher answers (the
-/// dispatcher process prints nothing when it is ready).
-pub async fn subscriber(url: &str) -> Ws {
-    let started = Instant::now();
-    loop {
-        let mut ws = Ws::connect(url).await;
-        let reply = ws.ident(&token("watcher", &[])).await;
-        if reply["type"] == "ok" {
-            let joined = ws.join("logs").await;
-            assert_eq!(joined["type"], "ok", "{joined}");
-            return ws;
-        }
-        assert_eq!(reply["code"], "unavailable", "{reply}");
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no dispatcher answered: {reply}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

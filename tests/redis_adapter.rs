@@ -192,17 +192,8 @@ struct Deployment {
 
 async fn deployment() -> Deployment {
     let nats = Nats::start();
-    let (dispatcher, _) = herald(&["dispatcher", "--nats", &nats.url, "--jwt-secret", SECRET]);
-    let (gateway, address) = herald(&[
-        "gateway",
-        "--nats",
-        &nats.url,
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        SECRET,
-    ]);
-    let ws = subscriber(&ws_url(&address.expect("gateway address"))).await;
+    let (dispatcher, gateway, url) = dispatcher_and_gateway(&nats.url, &[]);
+    let ws = Ws::user(&url, "watcher", &["logs"]).await;
     let redis = Redis::start();
     let (adapter, metrics_at) = start_adapter(&nats.url, &redis.url(), CHANNEL);
     let publisher = Publisher::new(redis.port);
@@ -215,26 +206,6 @@ async fn deployment() -> Deployment {
         ws,
         publisher,
         redis,
-    }
-}
-
-/// A WebSocket identified as `watcher` and joined to `logs`, once a dispatcher answers.
-async fn subscriber(url: &str) -> Ws {
-    let started = Instant::now();
-    loop {
-        let mut ws = Ws::connect(url).await;
-        let reply = ws.ident(&token("watcher", &[])).await;
-        if reply["type"] == "ok" {
-            let joined = ws.join("logs").await;
-            assert_eq!(joined["type"], "ok", "{joined}");
-            return ws;
-        }
-        assert_eq!(reply["code"], "unavailable", "{reply}");
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no dispatcher answered: {reply}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -307,17 +278,8 @@ async fn published_messages_reach_the_websocket_and_invalid_ones_are_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pattern_channel_is_subscribed_with_psubscribe() {
     let nats = Nats::start();
-    let (_dispatcher, _) = herald(&["dispatcher", "--nats", &nats.url, "--jwt-secret", SECRET]);
-    let (_gateway, address) = herald(&[
-        "gateway",
-        "--nats",
-        &nats.url,
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        SECRET,
-    ]);
-    let mut ws = subscriber(&ws_url(&address.expect("gateway address"))).await;
+    let (_dispatcher, _gateway, url) = dispatcher_and_gateway(&nats.url, &[]);
+    let mut ws = Ws::user(&url, "watcher", &["logs"]).await;
     let redis = Redis::start();
     let (_adapter, _) = start_adapter(&nats.url, &redis.url(), "app:*:notify");
     let mut publisher = Publisher::new(redis.port);

@@ -193,6 +193,28 @@ pub fn herald(args: &[&str]) -> (Process, Option<String>) {
     (Process { child, name }, address)
 }
 
+/// A dispatcher and a gateway (with `gateway_args` added) on the NATS at `nats`, both ready;
+/// returns them and the gateway's WebSocket URL.
+pub fn dispatcher_and_gateway(nats: &str, gateway_args: &[&str]) -> (Process, Process, String) {
+    let (dispatcher, _) = herald(&["dispatcher", "--nats", nats, "--jwt-secret", SECRET]);
+    let mut args = vec![
+        "gateway",
+        "--nats",
+        nats,
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        SECRET,
+    ];
+    args.extend_from_slice(gateway_args);
+    let (gateway, address) = herald(&args);
+    (
+        dispatcher,
+        gateway,
+        ws_url(&address.expect("gateway address")),
+    )
+}
+
 /// The arguments every test deployment shares.
 pub fn common_args(nats: Option<&str>) -> Vec<String> {
     let mut args = vec![
