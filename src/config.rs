@@ -56,6 +56,10 @@ pub struct Options {
     /// removed (default 15000).
     #[arg(long, env = "HERALD_GATEWAY_TIMEOUT_MS", value_name = "MS")]
     pub gateway_timeout_ms: Option<u64>,
+    /// Replicas of Herald's JetStream KV buckets when this process creates them (default 1;
+    /// 3 on a three-node NATS cluster so presence survives losing a node).
+    #[arg(long, env = "HERALD_KV_REPLICAS", value_name = "N")]
+    pub kv_replicas: Option<usize>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -73,6 +77,7 @@ struct FileOptions {
     outbox_capacity: Option<usize>,
     liveness_interval_ms: Option<u64>,
     gateway_timeout_ms: Option<u64>,
+    kv_replicas: Option<usize>,
     /// `[[file_tail]]` tables: files the file-tail adapter (and `herald serve`) follows.
     #[serde(default)]
     file_tail: Vec<FileTailConfig>,
@@ -157,6 +162,7 @@ pub struct Settings {
     pub outbox_capacity: usize,
     pub liveness_interval: Duration,
     pub gateway_timeout: Duration,
+    pub kv_replicas: usize,
     /// Files to follow; each with its line limit set (default: `max_payload_bytes`).
     pub file_tail: Vec<FileTailConfig>,
     pub redis_url: String,
@@ -241,6 +247,10 @@ impl Options {
                 15_000,
                 "gateway-timeout-ms",
             )?,
+            kv_replicas: match self.kv_replicas.or(file.kv_replicas).unwrap_or(1) {
+                n @ 1..=5 => n,
+                n => bail!("kv-replicas must be between 1 and 5 (NATS's limit), not {n}"),
+            },
             file_tail,
             redis_url: file
                 .redis_url
@@ -287,6 +297,23 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+
+    #[test]
+    fn kv_replicas_default_to_one_and_stay_within_nats_limits() {
+        assert_eq!(Options::default().resolve().unwrap().kv_replicas, 1);
+        let three = Options {
+            kv_replicas: Some(3),
+            ..Options::default()
+        };
+        assert_eq!(three.resolve().unwrap().kv_replicas, 3);
+        let error = Options {
+            kv_replicas: Some(7),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("between 1 and 5"), "{error}");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         tracing::info!("no --jwt-secret given: generated one for this run; tokens die with it");
     }
     let (bus, client) = connect_bus(settings.nats.as_deref(), "herald-serve").await?;
-    let (kv, spent) = open_kv(client.as_ref()).await?;
+    let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
     let dispatcher = tokio::spawn(herald_dispatcher::run(
         bus.clone(),
         kv.clone(),
@@ -100,7 +100,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
         "herald-dispatcher",
     )
     .await?;
-    let (kv, spent) = open_kv(client.as_ref()).await?;
+    let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
     let dispatcher = herald_dispatcher::start(
         bus,
         kv,
@@ -248,13 +248,14 @@ pub(crate) async fn connect_bus(
 
 async fn open_kv(
     client: Option<&async_nats::Client>,
+    replicas: usize,
 ) -> anyhow::Result<(Arc<dyn Kv>, Arc<dyn Kv>)> {
     match client {
         None => Ok((Arc::new(MemoryKv::new()), Arc::new(MemoryKv::new()))),
         Some(client) => {
-            let kv = NatsKv::open(client.clone(), subjects::KV_BUCKET, Duration::ZERO).await?;
-            let spent =
-                NatsKv::open(client.clone(), subjects::ONCE_BUCKET, SPENT_TOKEN_MEMORY).await?;
+            let open = |bucket, max_age| NatsKv::open(client.clone(), bucket, max_age, replicas);
+            let kv = open(subjects::KV_BUCKET, Duration::ZERO).await?;
+            let spent = open(subjects::ONCE_BUCKET, SPENT_TOKEN_MEMORY).await?;
             Ok((Arc::new(kv), Arc::new(spent)))
         }
     }

@@ -286,7 +286,7 @@ async fn bus_and_kv_conform_on_nats() {
     let nats = Nats::start();
     let client = async_nats::connect(&nats.url).await.expect("connect");
     herald_core::bus::conformance::run_all(&NatsBus::new(client.clone()), "conf").await;
-    let kv = NatsKv::open(client, "conformance", Duration::ZERO)
+    let kv = NatsKv::open(client, "conformance", Duration::ZERO, 1)
         .await
         .expect("bucket");
     herald_core::kv::conformance::run_all(&kv, "t").await;

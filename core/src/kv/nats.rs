@@ -22,11 +22,14 @@ pub struct NatsKv {
 }
 
 impl NatsKv {
-    /// Opens `bucket`, creating it when missing. `max_age` expires entries (zero: never).
+    /// Opens `bucket`, creating it when missing with `replicas` copies. `max_age` expires
+    /// entries (zero: never). An existing bucket keeps its settings (change them with the nats
+    /// CLI), so every process can start with the same flags.
     pub async fn open(
         client: async_nats::Client,
         bucket: &str,
         max_age: Duration,
+        replicas: usize,
     ) -> Result<NatsKv, KvError> {
         let js = jetstream::new(client.clone());
         let store = match js.get_key_value(bucket).await {
@@ -36,6 +39,7 @@ impl NatsKv {
                     bucket: bucket.to_string(),
                     history: 1,
                     max_age,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
