@@ -291,3 +291,80 @@ async fn bus_and_kv_conform_on_nats() {
         .expect("bucket");
     herald_core::kv::conformance::run_all(&kv, "t").await;
 }
+
+#[tokio::test]
+async fn on_a_three_node_nats_cluster_presence_survives_losing_a_node() {
+    let mut nodes = Nats::cluster();
+    // JetStream needs a meta leader before a replicated bucket can be created: the dispatcher
+    // fails fast until then, so start it until it comes up.
+    let dispatcher_args = role_args(&["dispatcher"], &nodes[0].url, &["--kv-replicas", "3"]);
+    let started = std::time::Instant::now();
+    let _dispatcher = loop {
+        let refs: Vec<&str> = dispatcher_args.iter().map(String::as_str).collect();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(&refs)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dispatcher");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.ends_with(" running") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(DEADLINE).is_ok() {
+            break Process {
+                child,
+                name: "dispatcher".into(),
+            };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the NATS cluster never formed"
+        );
+    };
+    let (_gateway, gateway) = start(role_args(&["gateway"], &nodes[1].url, &[]));
+    let (_rest, rest) = start(role_args(&["adapter", "rest"], &nodes[2].url, &[]));
+    let rest = Rest::new(&rest.expect("rest address"));
+    let mut ws = Ws::user(&ws_url(&gateway.expect("gateway address")), "kim", &["ops"]).await;
+    rest.notify("BEFORE", json!({"channels": ["ops"]}), json!(1))
+        .await;
+    assert_eq!(ws.event().await["event"], "BEFORE");
+
+    let client = async_nats::connect(&nodes[1].url).await.expect("connect");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("KV_herald")
+        .await
+        .expect("the presence bucket");
+    let info = stream.info().await.expect("stream info");
+    assert_eq!(info.config.num_replicas, 3, "presence is replicated");
+
+    // The node the dispatcher is connected to dies; it reconnects to another, and presence,
+    // replicated three times, is still there.
+    nodes[0].stop();
+    eventually("presence is answered from the surviving nodes", || async {
+        rest.get("/v1/channels/ops").await.1
+            == json!({"channel": "ops", "connections": 1, "users": ["kim"]})
+    })
+    .await;
+    eventually("events flow again", || async {
+        rest.post(
+            "/v1/notify",
+            json!({"event": "AFTER", "targets": {"channels": ["ops"]}}),
+        )
+        .await
+        .0 == 202
+    })
+    .await;
+    assert_eq!(ws.event().await["event"], "AFTER");
+}

@@ -140,10 +140,49 @@ impl Nats {
         self.process = Self::spawn(self.port, self._store.path());
     }
 
+    /// Three nats-servers with JetStream, routed into one cluster.
+    pub fn cluster() -> Vec<Nats> {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes = ports
+            .iter()
+            .map(|(_, route)| format!("nats://127.0.0.1:{route}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(port, route))| {
+                let store = tempfile::tempdir().expect("tempdir");
+                let cluster_args = vec![
+                    "-n".to_string(),
+                    format!("node{i}"),
+                    "--cluster_name".to_string(),
+                    "herald-test".to_string(),
+                    "--cluster".to_string(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".to_string(),
+                    routes.clone(),
+                ];
+                let process = Self::spawn_with(port, store.path(), &cluster_args);
+                Nats {
+                    url: format!("nats://127.0.0.1:{port}"),
+                    port,
+                    process,
+                    _store: store,
+                }
+            })
+            .collect()
+    }
+
     fn spawn(port: u16, store: &std::path::Path) -> Process {
+        Self::spawn_with(port, store, &[])
+    }
+
+    fn spawn_with(port: u16, store: &std::path::Path, extra: &[String]) -> Process {
         let child = Command::new(nats_server_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
