@@ -16,7 +16,8 @@ pub struct Options {
     /// TOML configuration file; flags and HERALD_* variables override its values.
     #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// NATS server URL; without it `serve` runs on an embedded in-memory bus.
+    /// NATS server URL, or a comma-separated list of a cluster's servers; without it `serve`
+    /// runs on an embedded in-memory bus.
     #[arg(long, env = "HERALD_NATS", value_name = "URL")]
     pub nats: Option<String>,
     /// Address to listen on for HTTP (default 127.0.0.1:8080; port 0 picks a free one).

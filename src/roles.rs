@@ -238,8 +238,15 @@ pub(crate) async fn connect_bus(
                 other => tracing::info!(event = %other, "NATS"),
             }
         });
+    // A cluster is given as a comma-separated list; the client also learns the other
+    // servers from the one it reaches, but a list lets it start while some are down.
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     let client = options
-        .connect(url)
+        .connect(servers)
         .await
         .with_context(|| format!("cannot reach NATS at {url}"))?;
     tracing::info!(%url, "connected to NATS");

@@ -34,13 +34,22 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until `check` holds or the deadline passes.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_within(DEADLINE, what, check).await
+}
+
+/// Waits until `check` holds or `deadline` passes.
+pub async fn eventually_within<F, Fut>(deadline: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let started = Instant::now();
-    while started.elapsed() < DEADLINE {
+    while started.elapsed() < deadline {
         if check().await {
             return;
         }
