@@ -4,6 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
+use std::time::Duration;
 use support::*;
 
 /// Runs `$scenario` against an embedded herald and against one on NATS.
@@ -41,6 +42,7 @@ both_modes! {
     turted_push_is_accepted => turted_push;
     sse_streams_the_same_frames => sse_transport;
     health_and_metrics_answer => health_and_metrics;
+    dead_peers_are_closed_and_leave_presence => dead_peers("--heartbeat-ms", "300");
 }
 
 async fn events_reach_exactly_their_targets(h: &Herald) {
@@ -601,6 +603,57 @@ async fn sse_transport(h: &Herald) {
         .post_raw("/sse/nosuch-1", r#"{"type":"ping"}"#.into(), None)
         .await;
     assert_eq!(status, 404, "{body}");
+}
+
+/// A WebSocket that stops answering pings is closed after two heartbeats, and an SSE stream
+/// whose client went away is dropped; both leave presence. A client that reads (and so answers
+/// pings) stays. Runs with a 300 ms heartbeat.
+async fn dead_peers(h: &Herald) {
+    let rest = &h.rest;
+    // The first REST call verifies the API key (argon2, slow on purpose): before the clock runs.
+    assert_eq!(rest.get("/v1/channels/wake").await.1["connections"], 0);
+    let mut silent = Ws::user(&h.ws_url, "silent", &["wake"]).await;
+    let mut alive = Ws::user(&h.ws_url, "alive", &["wake"]).await;
+    let sse = Sse::open(&h.base).await;
+    let reply = sse
+        .post(
+            &h.base,
+            json!({"type": "ident", "id": 1, "auth": {"token": token("gone", &[])}}),
+        )
+        .await;
+    assert_eq!(reply["type"], "ok", "{reply}");
+    drop(sse);
+
+    // `silent` is not read from here on, so its pings stay unanswered; `alive` is read (its
+    // client library answers each ping) while we wait.
+    let started = std::time::Instant::now();
+    loop {
+        assert_eq!(alive.next_frame(Duration::from_millis(50)).await, Ok(None));
+        let users = [
+            rest.get("/v1/users/silent").await.1,
+            rest.get("/v1/users/gone").await.1,
+        ];
+        if users.iter().all(|u| u["connected"] == json!(false)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the silent socket and the vanished SSE stream are still present: {users:?}"
+        );
+    }
+    assert_eq!(
+        silent.raw_close_without_answering().await,
+        Some(Closed {
+            code: 4002,
+            reason: "heartbeat timeout".into()
+        })
+    );
+    assert_eq!(rest.get("/v1/users/alive").await.1["connected"], true);
+    assert_eq!(
+        rest.get("/v1/channels/wake").await.1["users"],
+        json!(["alive"])
+    );
+    alive.assert_quiet().await;
 }
 
 async fn health_and_metrics(h: &Herald) {

@@ -478,6 +478,35 @@ impl Ws {
         );
     }
 
+    /// Reads what the server sends from here on as raw bytes, without answering its pings (a
+    /// WebSocket library would answer each one as it reads it), until the server ends the TCP
+    /// connection; returns the close frame found there, if any.
+    pub async fn raw_close_without_answering(&mut self) -> Option<Closed> {
+        use tokio::io::AsyncReadExt;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = self.stream.get_mut() else {
+            panic!("tests speak plain ws://");
+        };
+        let mut bytes = Vec::new();
+        tokio::time::timeout(DEADLINE, tcp.read_to_end(&mut bytes))
+            .await
+            .expect("server ends the connection in time")
+            .expect("read");
+        // Server frames are unmasked; these are small (7-bit lengths).
+        let mut rest = &bytes[..];
+        while rest.len() >= 2 {
+            let (opcode, len) = (rest[0] & 0x0f, usize::from(rest[1] & 0x7f));
+            let payload = rest.get(2..2 + len)?;
+            if opcode == 8 && len >= 2 {
+                return Some(Closed {
+                    code: u16::from_be_bytes([payload[0], payload[1]]),
+                    reason: String::from_utf8_lossy(&payload[2..]).into_owned(),
+                });
+            }
+            rest = &rest[2 + len..];
+        }
+        None
+    }
+
     /// Waits for the server to close the connection and returns how.
     pub async fn closed(&mut self) -> Closed {
         loop {
