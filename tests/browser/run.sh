@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the browser tests' npm dependencies (never a browser) and runs them with node's test runner.
+# Installs the browser tests' npm dependencies (never a browser) and runs them with node's test runner:
+# the browser client in Chromium, the demo page, and the same client in a Node script.
 #
 # Needs: HERALD_BIN (default: target/release/herald, else target/debug/herald of this repository;
 # the gateway embeds demo/ and clients/js/herald.js at build time, so build after changing them),
 # NATS_SERVER_BIN (default: what scripts/ensure-nats.sh gives, else nats-server on PATH; >= 2.10)
 # and /usr/bin/chromium (installed with apt-get when missing and running as root).
-# Without a herald binary the tests skip, saying why.
+# Without a herald binary the tests skip, saying why; with HERALD_REQUIRE_E2E=1 they fail instead.
 set -euo pipefail
 cd "$(dirname "$0")"
 repo=$(cd ../.. && pwd)

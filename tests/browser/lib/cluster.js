@@ -13,12 +13,22 @@ export const OUTPUT = join(HERE, "output");
 export const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const HERALD_BIN = process.env.HERALD_BIN;
 
-/** Why the browser tests cannot run here, or null when everything they need is present. */
-export function skipReason() {
+/**
+ * Why these tests cannot run here, or null when everything they need is present (Chromium only
+ * when `browser` is true). With HERALD_REQUIRE_E2E=1 (the project's test command sets it) a
+ * missing part is an error instead of a skip, so a run that tested nothing cannot look green.
+ */
+export function skipReason({ browser = true } = {}) {
+  const reason = missingPart(browser);
+  if (reason && process.env.HERALD_REQUIRE_E2E === "1") throw new Error(`cannot run: ${reason}`);
+  return reason;
+}
+
+function missingPart(browser) {
   if (!HERALD_BIN) return "HERALD_BIN is not set: point it at a built herald binary (e.g. target/release/herald)";
   if (!existsSync(HERALD_BIN)) return `HERALD_BIN=${HERALD_BIN} does not exist: build herald first`;
   if (!natsBin()) return "NATS_SERVER_BIN is not set and no nats-server is on PATH (need nats-server >= 2.10)";
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing: apt-get install -y chromium`;
+  if (browser && !existsSync(CHROMIUM)) return `${CHROMIUM} is missing: apt-get install -y chromium`;
   return null;
 }
 
