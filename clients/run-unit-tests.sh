@@ -66,5 +66,24 @@ else
     tally python "$status" "" ""
 fi
 
+echo "== python packaging (pip install into a fresh venv, import from outside the tree)"
+venv=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$venv"' EXIT
+# Built from a copy, so setuptools leaves no build/ or egg-info in the tree.
+if python3 -m venv "$venv" && cp -r python "$venv/source" \
+    && "$venv/bin/pip" install --quiet --disable-pip-version-check "$venv/source" \
+    && (cd "$venv" && "$venv/bin/python" -c '
+import importlib.resources, herald_client
+assert "site-packages" in herald_client.__file__, herald_client.__file__
+assert importlib.resources.files("herald_client").joinpath("py.typed").is_file(), "py.typed missing"
+for name in ("Client", "HeraldError", "UnauthorizedError", "TooLargeError"):
+    getattr(herald_client, name)
+print("installed", herald_client.__file__)
+'); then
+    tally "python packaging" 0 1 0
+else
+    tally "python packaging" 1 0 1
+fi
+
 echo "$total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 ]]
