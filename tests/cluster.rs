@@ -222,6 +222,31 @@ async fn without_a_dispatcher_the_rest_adapter_answers_503() {
 }
 
 #[tokio::test]
+async fn a_close_no_dispatcher_recorded_is_reported_again_once_one_answers() {
+    let mut c = cluster(1, 1);
+    let mut gone = Ws::user(&c.ws(0), "gone", &["room"]).await;
+    let _steady = Ws::user(&c.ws(0), "steady", &["room"]).await;
+    c.dispatchers[0].kill();
+    // The socket closes while no dispatcher can record it.
+    gone.send_text("").await;
+    drop(gone);
+    // A new dispatcher slow to call the gateway dead: only the gateway's own retry can clear
+    // `gone` before the test's deadline.
+    let patient = ["--gateway-timeout-ms", "60000"];
+    let (dispatcher, _) = start(role_args(&["dispatcher"], &c.nats.url, &patient));
+    c.dispatchers.push(dispatcher);
+    eventually("the retried close report reaches presence", || async {
+        c.rest.get("/v1/users/gone").await.1["connected"] == json!(false)
+    })
+    .await;
+    assert_eq!(
+        c.rest.get("/v1/channels/room").await.1["users"],
+        json!(["steady"]),
+        "the gateway was not reaped: its live connection is still present"
+    );
+}
+
+#[tokio::test]
 async fn nats_going_away_gives_503_and_service_returns_with_it() {
     let mut c = cluster(1, 1);
     let mut ws = Ws::user(&c.ws(0), "steady", &[]).await;

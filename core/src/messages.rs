@@ -37,13 +37,16 @@ pub enum GatewayCommand {
         /// The channel.
         channel: String,
     },
-    /// `conn` went away; remove what it left in KV.
+    /// `conn` went away; remove what it left in KV. Idempotent: a gateway sends it again when
+    /// it got no answer.
     Closed {
         /// The connection id.
         conn: String,
-        /// The connection's user.
-        user: String,
-        /// Channels it had joined.
+        /// The connection's user; `None` when the gateway does not know whether an ident went
+        /// through (it timed out), so the dispatcher looks the connection up.
+        #[serde(default)]
+        user: Option<String>,
+        /// Channels it had joined, and channels whose join timed out (they may be in KV).
         channels: Vec<String>,
         /// Why it closed (for the presence announcement).
         reason: String,

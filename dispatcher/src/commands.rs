@@ -95,6 +95,18 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
             reason,
         } => {
             let conn_parsed = conn_id(&conn)?;
+            let user = match user {
+                Some(user) => Some(user),
+                None => context
+                    .presence
+                    .user_of(&conn_parsed)
+                    .await
+                    .map_err(kv_down)?,
+            };
+            let Some(user) = user else {
+                // An ident that timed out and never reached KV: nothing to remove.
+                return Ok(CommandReply::Done);
+            };
             context
                 .presence
                 .closed(&conn_parsed, &user, &channels)

@@ -61,6 +61,15 @@ impl Presence {
         self.kv.delete(&subjects::channel_key(channel, conn)).await
     }
 
+    /// The user `conn` is identified as, if it is in KV.
+    pub async fn user_of(&self, conn: &ConnId) -> Result<Option<String>, KvError> {
+        Ok(self
+            .kv
+            .get(&subjects::conn_key(conn))
+            .await?
+            .map(|user| String::from_utf8_lossy(&user).into_owned()))
+    }
+
     /// Removes everything `conn` left behind.
     pub async fn closed(
         &self,

@@ -165,6 +165,42 @@ async fn ident_and_join_are_authorized_and_recorded() {
 }
 
 #[tokio::test]
+async fn closed_removes_what_the_connection_left_even_when_the_gateway_was_unsure() {
+    let f = start().await;
+    f.ident("gw1-1", token("carol", &[], false)).await;
+    let join = GatewayCommand::Join {
+        conn: "gw1-1".into(),
+        user: "carol".into(),
+        grants: vec![],
+        channel: "chat".into(),
+    };
+    assert!(matches!(f.command(&join).await, Some(CommandReply::Done)));
+    // The gateway's ident and join timed out, so it knows neither the user nor the join for
+    // sure; and it may send the same report twice.
+    let closed = GatewayCommand::Closed {
+        conn: "gw1-1".into(),
+        user: None,
+        channels: vec!["chat".into()],
+        reason: "closed by client".into(),
+    };
+    for _ in 0..2 {
+        assert!(matches!(f.command(&closed).await, Some(CommandReply::Done)));
+    }
+    for key in ["conn.gw1.1", "user.carol.gw1.1", "chan.chat.gw1.1"] {
+        assert!(f.kv.get(key).await.unwrap().is_none(), "{key} left behind");
+    }
+    // An ident that never reached KV leaves nothing to remove.
+    let never = GatewayCommand::Closed {
+        conn: "gw1-9".into(),
+        user: None,
+        channels: vec![],
+        reason: "closed by client".into(),
+    };
+    assert!(matches!(f.command(&never).await, Some(CommandReply::Done)));
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn one_time_tokens_are_spent_on_first_use() {
     let f = start().await;
     let once = token("bob", &[], true);

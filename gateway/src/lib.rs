@@ -9,11 +9,13 @@
 //! - `ws` and `sse`: the two transports.
 //! - `delivery`: events and control messages from the bus, fanned out to connections.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
+//! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
 //!
 //! A gateway's local membership is the authority for its own connections: it changes only
 //! after a dispatcher committed the change to KV and before the client hears `ok`, so an event
 //! published after the client saw `ok` always finds the connection.
 
+mod close_reports;
 mod delivery;
 pub mod demo;
 mod heartbeat;
@@ -79,6 +81,7 @@ pub(crate) struct Shared {
     metrics: GatewayMetrics,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    close_reports: close_reports::CloseReports,
 }
 
 /// A running gateway; its [`Gateway::router`] serves `/ws`, `/sse` and `/sse/{conn}`.
@@ -106,6 +109,7 @@ impl Gateway {
                 })
                 .collect()
         };
+        let (close_reports, unacknowledged) = close_reports::CloseReports::new();
         let shared = Arc::new(Shared {
             id,
             bus,
@@ -132,8 +136,10 @@ impl Gateway {
             },
             shutdown,
             tracker: TaskTracker::new(),
+            close_reports,
         });
         delivery::start(&shared).await?;
+        close_reports::start(&shared, unacknowledged);
         heartbeat::start(&shared).await;
         sse::start_forwarding(&shared).await?;
         tracing::info!(gateway = %shared.id, "gateway ready");

@@ -24,6 +24,10 @@ pub struct SessionState {
     grants: Vec<String>,
     /// Channels joined.
     channels: BTreeSet<String>,
+    /// An ident that got no answer in time: the dispatcher may still have recorded it.
+    unsure_ident: bool,
+    /// Channels whose join got no answer in time: they may be in KV.
+    unsure_channels: BTreeSet<String>,
     /// Idents refused so far.
     failed_idents: u32,
     /// Set once the connection closed; later frames are refused.
@@ -114,7 +118,9 @@ async fn execute(
                     "already identified as {user:?}; open a new connection to change user"
                 )));
             }
-            match command(shared, &GatewayCommand::Ident { conn, auth }).await? {
+            let identified = command(shared, &GatewayCommand::Ident { conn, auth }).await;
+            state.unsure_ident |= is_unanswered(&identified);
+            match identified? {
                 CommandReply::Identified { user, grants } => {
                     shared.registry.identify(connection, &user);
                     state.user = Some(user.clone());
@@ -135,7 +141,11 @@ async fn execute(
                 grants: state.grants.clone(),
                 channel: channel.clone(),
             };
-            command(shared, &join).await?;
+            let joined = command(shared, &join).await;
+            if is_unanswered(&joined) {
+                state.unsure_channels.insert(channel.clone());
+            }
+            joined?;
             shared.registry.join(connection, &channel);
             state.channels.insert(channel.clone());
             Ok(ok(id, None, Some(channel)))
@@ -176,18 +186,23 @@ pub(crate) async fn close(shared: &Shared, connection: &Connection, reason: &str
     if shared.shutdown.is_cancelled() {
         return;
     }
-    if let Some(user) = state.user.clone() {
+    if state.user.is_some() || state.unsure_ident {
         let closed = GatewayCommand::Closed {
             conn: connection.id_text.clone(),
-            user,
-            channels,
+            user: state.user.clone(),
+            channels: channels
+                .into_iter()
+                .chain(state.unsure_channels.iter().cloned())
+                .collect(),
             reason: reason.to_string(),
         };
-        if let Err(e) = command(shared, &closed).await {
-            // The dispatcher's liveness check removes it when this gateway stops, at worst.
-            tracing::warn!(conn = %connection.id_text, error = %e, "could not report a closed connection");
-        }
+        shared.close_reports.report(shared, closed).await;
     }
+}
+
+/// Whether a command failed without an answer, so the dispatcher may still have carried it out.
+fn is_unanswered(result: &Result<CommandReply, HeraldError>) -> bool {
+    matches!(result, Err(e) if e.code == ErrorCode::Unavailable)
 }
 
 fn ok(id: Option<RequestId>, user: Option<String>, channel: Option<String>) -> ServerFrame {
