@@ -238,6 +238,29 @@ bench_run() {
   echo >&2
 }
 
+# After a run's connections all closed at once: how long until presence (GET /v1/channels) is
+# empty again, i.e. until the dispatchers recorded every close. Bounded to 120 s.
+presence_drain() {
+  local label="$1" started left="" now
+  started=$(date +%s.%N)
+  for _ in $(seq 1 1200); do
+    left="$(curl -s -H "Authorization: Bearer $key" "$rest_url/v1/channels" |
+      python3 -c 'import json,sys; print(sum(c["connections"] for c in json.load(sys.stdin)["channels"]))' 2>/dev/null || true)"
+    [ "$left" = 0 ] && break
+    sleep 0.1
+  done
+  now=$(date +%s.%N)
+  local secs
+  secs=$(python3 -c "print(round($now - $started, 2))")
+  echo "presence after the mass disconnect ($label): ${left:-?} channel memberships left after ${secs} s" >&2
+  local line="{\"mode\":\"presence_drain\",\"label\":\"$label\",\"left\":${left:-null},\"secs\":$secs,\"date\":\"$(date +%F)\"}"
+  echo "$line"; echo "$line" >>"$RESULTS"
+  if [ "$left" != 0 ]; then
+    echo "FAILED: presence still lists closed connections" >&2
+    failed=$((failed + 1))
+  fi
+}
+
 for scenario in "${scenarios[@]}"; do
   echo "=== $scenario ===" >&2
   case "$scenario" in
@@ -267,6 +290,7 @@ for scenario in "${scenarios[@]}"; do
       fi
       bench_run idle "${herald_args[@]}" "${gateway_pids[@]}" --connections "$IDLE_CONNS" \
         --hold-secs "$IDLE_HOLD" --label "idle herald"
+      presence_drain "idle herald"
       bench_run idle "${nats_args[@]}" --gateway-pid "$ref_pid" --connections "$NATS_IDLE_CONNS" \
         --hold-secs "$IDLE_HOLD" --label "idle $ref_version"
       ;;
@@ -277,6 +301,7 @@ for scenario in "${scenarios[@]}"; do
       bench_run fanout "${herald_args[@]}" --broadcast --subscribers "$BROADCAST_CONNS" \
         --events "$BROADCAST_EVENTS" --concurrency 1 --client-read-buffer 4096 \
         --label "broadcast herald ${BROADCAST_CONNS} over ${GATEWAYS} gateways"
+      presence_drain "broadcast herald ${BROADCAST_CONNS}"
       ;;
   esac
 done

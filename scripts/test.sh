@@ -15,6 +15,7 @@ install_missing() {
   command -v chromium >/dev/null || packages+=(chromium)
   command -v javac >/dev/null || packages+=(openjdk-17-jdk-headless)
   command -v node >/dev/null || packages+=(nodejs npm)
+  command -v curl >/dev/null || packages+=(curl)
   if [ ${#packages[@]} -gt 0 ]; then
     say "installing ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
