@@ -2,6 +2,8 @@
 //!
 //! Subjects (all under `herald.`):
 //! - `herald.cmd`: gateway → dispatcher requests (ident, join, leave, closed); queue group.
+//! - `herald.heartbeat`: gateway → dispatcher liveness beats; queue group, served apart from
+//!   `herald.cmd` so a storm of commands cannot delay them into a false "gateway lost".
 //! - `herald.notify`: adapter → dispatcher notify requests; queue group.
 //! - `herald.query`: REST → dispatcher presence queries and disconnects; queue group.
 //! - `herald.deliver`: dispatcher → every gateway, one message per event.
@@ -20,6 +22,8 @@ use std::fmt;
 pub const DISPATCHER_QUEUE: &str = "herald-dispatchers";
 /// Gateway → dispatcher commands.
 pub const CMD: &str = "herald.cmd";
+/// Gateway → dispatcher heartbeats (a [`crate::messages::GatewayCommand::Heartbeat`]).
+pub const HEARTBEAT: &str = "herald.heartbeat";
 /// Adapter → dispatcher notify requests.
 pub const NOTIFY: &str = "herald.notify";
 /// REST → dispatcher queries.

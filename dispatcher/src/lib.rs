@@ -137,6 +137,7 @@ pub async fn start(
     });
     let queue = Some(subjects::DISPATCHER_QUEUE);
     let commands = bus.subscribe(subjects::CMD, queue).await?;
+    let heartbeats = bus.subscribe(subjects::HEARTBEAT, queue).await?;
     let notifies = bus.subscribe(subjects::NOTIFY, queue).await?;
     let queries = bus.subscribe(subjects::QUERY, queue).await?;
     bus.flush().await?;
@@ -153,6 +154,11 @@ pub async fn start(
         shutdown.clone(),
         |c, m| Box::pin(async move { commands::handle(&c, &m).await }),
     ));
+    tracker.spawn(serve_heartbeats(
+        heartbeats,
+        context.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(serve_concurrently(
         queries,
         context.clone(),
@@ -163,6 +169,22 @@ pub async fn start(
     ));
     tracker.spawn(notify::serve_in_order(notifies, context, shutdown.clone()));
     Ok(Dispatcher { tracker, shutdown })
+}
+
+/// Records gateway heartbeats one by one, outside the request limit that commands share, so
+/// they are never queued behind a storm of commands.
+async fn serve_heartbeats(
+    mut subscription: Subscription,
+    context: Arc<Context>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = subscription.next() => match m { Some(m) => m, None => break },
+        };
+        commands::handle(&context, &message).await;
+    }
 }
 
 type Handler =

@@ -1,15 +1,18 @@
-//! Closed connections whose report the dispatchers did not acknowledge, sent again until one
-//! is recorded, so presence never keeps a connection that is gone.
+//! Reports of closed connections to the dispatchers, each sent until one records it, so
+//! presence never keeps a connection that is gone.
 //!
-//! A mass disconnect (a proxy restart, a network blip) can overwhelm the dispatchers; the
-//! reports that time out then wait here and go out one at a time with a capped backoff, rather
-//! than all retrying at once. On shutdown the queue is dropped: the gateway's departure
-//! announcement removes all of its connections anyway.
+//! A mass disconnect (a proxy restart, a network blip) would otherwise send thousands of
+//! reports at once, more than the dispatchers answer within the command timeout: the late ones
+//! would fail although the work was done. So reports queue here and go out a bounded number at
+//! a time, and one that gets no answer is sent again with a capped backoff. On shutdown the
+//! queue is dropped: the gateway's departure announcement removes all of its connections.
 
 use crate::session::command;
 use crate::Shared;
+use futures::stream::{FuturesUnordered, StreamExt};
 use herald_core::messages::GatewayCommand;
-use herald_core::{ErrorCode, HeraldError};
+use herald_core::ErrorCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -17,79 +20,85 @@ use tokio::sync::mpsc;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
 
-/// The queue of unacknowledged reports. Unbounded, but it holds at most one small entry per
-/// connection this gateway closed while the dispatchers could not answer.
+/// Reports in flight at once: enough to keep the dispatchers busy, few enough that a mass
+/// disconnect does not queue more at them than they answer within the command timeout.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// The queue of reports to send. Unbounded, but it holds at most one small entry per
+/// connection this gateway closed and the dispatchers have not recorded yet.
 pub(crate) struct CloseReports {
     queue: mpsc::UnboundedSender<GatewayCommand>,
+    /// Set while reports keep failing, so the warning is logged once per outage.
+    struggling: AtomicBool,
 }
 
 impl CloseReports {
     /// The queue, and its receiving end for [`start`].
     pub(crate) fn new() -> (CloseReports, mpsc::UnboundedReceiver<GatewayCommand>) {
         let (queue, pending) = mpsc::unbounded_channel();
-        (CloseReports { queue }, pending)
+        let reports = CloseReports {
+            queue,
+            struggling: AtomicBool::new(false),
+        };
+        (reports, pending)
     }
 
-    /// Sends `closed` to a dispatcher; when none acknowledges it, queues it to be sent again.
-    pub(crate) async fn report(&self, shared: &Shared, closed: GatewayCommand) {
-        match command(shared, &closed).await {
-            Ok(_) => {}
-            Err(e) if e.code == ErrorCode::Unavailable => {
-                tracing::debug!(error = %e, "closed connection not recorded yet; will retry");
-                let _ = self.queue.send(closed);
-            }
-            Err(e) => refused(&e),
-        }
+    /// Queues `closed` for a dispatcher; returns at once.
+    pub(crate) fn report(&self, closed: GatewayCommand) {
+        let _ = self.queue.send(closed);
     }
 }
 
-/// Resends queued reports, oldest first, until each is recorded or the gateway shuts down.
+/// Sends queued reports, [`MAX_IN_FLIGHT`] at a time, each until a dispatcher records it or
+/// the gateway shuts down.
 pub(crate) fn start(shared: &Arc<Shared>, mut pending: mpsc::UnboundedReceiver<GatewayCommand>) {
     let shared = shared.clone();
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
+        let mut in_flight = FuturesUnordered::new();
         loop {
-            let closed = tokio::select! {
+            tokio::select! {
                 _ = shared.shutdown.cancelled() => return,
-                closed = pending.recv() => match closed { Some(c) => c, None => return },
-            };
-            let mut wait = FIRST_RETRY;
-            let mut failures = 0u32;
-            loop {
-                match command(&shared, &closed).await {
-                    Ok(_) => break,
-                    Err(e) if e.code != ErrorCode::Unavailable => {
-                        refused(&e);
-                        break;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        if failures == 5 {
-                            tracing::warn!(
-                                error = %e,
-                                queued = pending.len() + 1,
-                                "dispatchers are not recording closed connections; still retrying"
-                            );
-                        }
-                    }
-                }
-                tokio::select! {
-                    _ = shared.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(LONGEST_RETRY);
-            }
-            if failures >= 5 {
-                tracing::info!(
-                    queued = pending.len(),
-                    "dispatchers record closed connections again"
-                );
+                closed = pending.recv(), if in_flight.len() < MAX_IN_FLIGHT => match closed {
+                    Some(closed) => in_flight.push(send_until_recorded(&shared, closed, pending.len())),
+                    None => return,
+                },
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
             }
         }
     });
 }
 
-/// A dispatcher answered but refused the report: sending it again would not help.
-fn refused(error: &HeraldError) {
-    tracing::warn!(%error, "a dispatcher refused a closed-connection report");
+/// Sends one report until it is recorded or refused, backing off while no dispatcher answers.
+async fn send_until_recorded(shared: &Shared, closed: GatewayCommand, queued: usize) {
+    let reports = &shared.close_reports;
+    let mut wait = FIRST_RETRY;
+    loop {
+        match command(shared, &closed).await {
+            Ok(_) => {
+                if reports.struggling.swap(false, Ordering::Relaxed) {
+                    tracing::info!("dispatchers record closed connections again");
+                }
+                return;
+            }
+            Err(e) if e.code != ErrorCode::Unavailable => {
+                tracing::warn!(error = %e, "a dispatcher refused a closed-connection report");
+                return;
+            }
+            Err(e) => {
+                if !reports.struggling.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %e,
+                        queued,
+                        "dispatchers are not recording closed connections; retrying"
+                    );
+                }
+            }
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(LONGEST_RETRY);
+    }
 }

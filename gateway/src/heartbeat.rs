@@ -1,8 +1,9 @@
 //! Tells the dispatchers this gateway is alive, and that it left.
 
-use crate::session::command;
+use crate::session::{command, request};
 use crate::Shared;
 use herald_core::messages::GatewayCommand;
+use herald_core::subjects;
 use std::sync::Arc;
 
 /// Sends a heartbeat now and then every `liveness_interval` until shutdown.
@@ -22,7 +23,7 @@ pub(crate) async fn start(shared: &Arc<Shared>) {
                 gateway: shared.id.clone(),
                 beat,
             };
-            if let Err(e) = command(&shared, &heartbeat).await {
+            if let Err(e) = request(&shared, subjects::HEARTBEAT, &heartbeat).await {
                 tracing::warn!(error = %e, "heartbeat not recorded");
             }
         }

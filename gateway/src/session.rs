@@ -196,7 +196,7 @@ pub(crate) async fn close(shared: &Shared, connection: &Connection, reason: &str
                 .collect(),
             reason: reason.to_string(),
         };
-        shared.close_reports.report(shared, closed).await;
+        shared.close_reports.report(closed);
     }
 }
 
@@ -227,14 +227,19 @@ pub(crate) async fn command(
     shared: &Shared,
     command: &GatewayCommand,
 ) -> Result<CommandReply, HeraldError> {
+    request(shared, subjects::CMD, command).await
+}
+
+/// Sends a command on `subject` to a dispatcher and waits for its answer.
+pub(crate) async fn request(
+    shared: &Shared,
+    subject: &str,
+    command: &GatewayCommand,
+) -> Result<CommandReply, HeraldError> {
     let body = serde_json::to_vec(command).map_err(HeraldError::internal)?;
     let reply = shared
         .bus
-        .request(
-            subjects::CMD,
-            Bytes::from(body),
-            shared.config.command_timeout,
-        )
+        .request(subject, Bytes::from(body), shared.config.command_timeout)
         .await
         .map_err(bus_error)?;
     match serde_json::from_slice::<CommandReply>(&reply) {
