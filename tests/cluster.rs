@@ -227,9 +227,25 @@ async fn a_close_no_dispatcher_recorded_is_reported_again_once_one_answers() {
     let mut gone = Ws::user(&c.ws(0), "gone", &["room"]).await;
     let _steady = Ws::user(&c.ws(0), "steady", &["room"]).await;
     c.dispatchers[0].kill();
-    // The socket closes while no dispatcher can record it.
+    // The socket closes while no dispatcher can record it: the report waits at the gateway.
     gone.send_text("").await;
     drop(gone);
+    let pending = || async {
+        let metrics = reqwest::get(format!("{}/metrics", c.gateways[0].1))
+            .await
+            .expect("gateway metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("herald_gateway_close_reports_pending "))
+            .map(str::to_string)
+    };
+    eventually("the gateway counts one unrecorded close", || async {
+        pending().await.as_deref() == Some("1")
+    })
+    .await;
     // A new dispatcher slow to call the gateway dead: only the gateway's own retry can clear
     // `gone` before the test's deadline.
     let patient = ["--gateway-timeout-ms", "60000"];
@@ -239,6 +255,7 @@ async fn a_close_no_dispatcher_recorded_is_reported_again_once_one_answers() {
         c.rest.get("/v1/users/gone").await.1["connected"] == json!(false)
     })
     .await;
+    assert_eq!(pending().await.as_deref(), Some("0"));
     assert_eq!(
         c.rest.get("/v1/channels/room").await.1["users"],
         json!(["steady"]),

@@ -11,6 +11,7 @@ use crate::session::command;
 use crate::Shared;
 use futures::stream::{FuturesUnordered, StreamExt};
 use herald_core::messages::GatewayCommand;
+use herald_core::metrics::{Metric, Metrics};
 use herald_core::ErrorCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,24 +29,34 @@ const MAX_IN_FLIGHT: usize = 64;
 /// connection this gateway closed and the dispatchers have not recorded yet.
 pub(crate) struct CloseReports {
     queue: mpsc::UnboundedSender<GatewayCommand>,
+    /// Reports queued or in flight, exported as `herald_gateway_close_reports_pending`.
+    pending: Arc<Metric>,
     /// Set while reports keep failing, so the warning is logged once per outage.
     struggling: AtomicBool,
 }
 
 impl CloseReports {
     /// The queue, and its receiving end for [`start`].
-    pub(crate) fn new() -> (CloseReports, mpsc::UnboundedReceiver<GatewayCommand>) {
-        let (queue, pending) = mpsc::unbounded_channel();
+    pub(crate) fn new(
+        metrics: &Metrics,
+    ) -> (CloseReports, mpsc::UnboundedReceiver<GatewayCommand>) {
+        let (queue, receiver) = mpsc::unbounded_channel();
         let reports = CloseReports {
             queue,
+            pending: metrics.gauge(
+                "herald_gateway_close_reports_pending",
+                "Closed connections not yet recorded by a dispatcher (queued or in flight).",
+            ),
             struggling: AtomicBool::new(false),
         };
-        (reports, pending)
+        (reports, receiver)
     }
 
     /// Queues `closed` for a dispatcher; returns at once.
     pub(crate) fn report(&self, closed: GatewayCommand) {
-        let _ = self.queue.send(closed);
+        if self.queue.send(closed).is_ok() {
+            self.pending.inc();
+        }
     }
 }
 
@@ -60,7 +71,10 @@ pub(crate) fn start(shared: &Arc<Shared>, mut pending: mpsc::UnboundedReceiver<G
             tokio::select! {
                 _ = shared.shutdown.cancelled() => return,
                 closed = pending.recv(), if in_flight.len() < MAX_IN_FLIGHT => match closed {
-                    Some(closed) => in_flight.push(send_until_recorded(&shared, closed, pending.len())),
+                    Some(closed) => in_flight.push(async {
+                        send_until_recorded(&shared, closed).await;
+                        shared.close_reports.pending.dec();
+                    }),
                     None => return,
                 },
                 Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
@@ -70,7 +84,7 @@ pub(crate) fn start(shared: &Arc<Shared>, mut pending: mpsc::UnboundedReceiver<G
 }
 
 /// Sends one report until it is recorded or refused, backing off while no dispatcher answers.
-async fn send_until_recorded(shared: &Shared, closed: GatewayCommand, queued: usize) {
+async fn send_until_recorded(shared: &Shared, closed: GatewayCommand) {
     let reports = &shared.close_reports;
     let mut wait = FIRST_RETRY;
     loop {
@@ -89,7 +103,7 @@ async fn send_until_recorded(shared: &Shared, closed: GatewayCommand, queued: us
                 if !reports.struggling.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         error = %e,
-                        queued,
+                        pending = reports.pending.get(),
                         "dispatchers are not recording closed connections; retrying"
                     );
                 }

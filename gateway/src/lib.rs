@@ -109,7 +109,7 @@ impl Gateway {
                 })
                 .collect()
         };
-        let (close_reports, unacknowledged) = close_reports::CloseReports::new();
+        let (close_reports, unacknowledged) = close_reports::CloseReports::new(metrics);
         let shared = Arc::new(Shared {
             id,
             bus,
