@@ -2,9 +2,8 @@
 // the events posted through the REST API, then exits once closed.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { skipReason, startCluster, rest, HERE } from "./lib/cluster.js";
+import { skipReason, startCluster, rest, HERE, Proc } from "./lib/cluster.js";
 
 const skip = skipReason({ browser: false });
 
@@ -18,26 +17,18 @@ describe("herald.js in Node", { skip: skip ?? false }, () => {
     assert.equal(minted.status, 200, JSON.stringify(minted.body));
     // Node 22 has a global WebSocket; Node 20 keeps it behind a flag.
     const flags = typeof WebSocket === "undefined" ? ["--experimental-websocket"] : [];
-    const child = spawn(process.execPath, [...flags, join(HERE, "lib", "node-subscriber.mjs"),
-      cluster.gatewayUrl, minted.body.token, "scripts", "2"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
-    child.stdout.on("data", (c) => { out += c; });
-    child.stderr.on("data", (c) => { err += c; });
-    const exited = new Promise((resolve) => child.on("exit", resolve));
-
-    const deadline = Date.now() + 15000;
-    while (!out.includes("READY\n")) {
-      assert.ok(Date.now() < deadline && child.exitCode === null, `no READY from the script:\n${out}\n${err}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const script = new Proc("node-subscriber", process.execPath, [...flags, join(HERE, "lib", "node-subscriber.mjs"),
+      cluster.gatewayUrl, minted.body.token, "scripts", "2"]);
+    await script.waitFor(/^READY$/m);
     const posted = [
       await rest(cluster, "/v1/notify/channel/scripts", { event: "NODE:CHANNEL", payload: { n: 1 } }),
       await rest(cluster, "/v1/notify/user/scripter", { event: "NODE:USER", payload: { n: 2 } }),
     ];
     for (const p of posted) assert.equal(p.status, 202, JSON.stringify(p.body));
 
-    assert.equal(await exited, 0, `script failed:\n${out}\n${err}`);
-    const events = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    const { code } = await script.exited;
+    assert.equal(code, 0, `script failed:\n${script.output}`);
+    const events = script.output.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     assert.deepEqual(events, [
       { event: "NODE:CHANNEL", payload: { n: 1 }, via: { users: [], channels: ["scripts"] } },
       { event: "NODE:USER", payload: { n: 2 }, via: { users: ["scripter"], channels: [] } },

@@ -56,7 +56,7 @@ const running = new Set();
 process.on("exit", () => { for (const p of running) p.child.kill("SIGKILL"); });
 
 /** A child process whose output is kept, so tests can wait for a line and failures can show the log. */
-class Proc {
+export class Proc {
   constructor(name, cmd, args) {
     this.name = name;
     this.output = "";
