@@ -345,7 +345,9 @@ pub(crate) async fn serve_http(
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    // Handlers that bound resources per client read its address from `ConnectInfo`.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("HTTP server failed")
