@@ -43,6 +43,7 @@ both_modes! {
     sse_streams_the_same_frames => sse_transport;
     health_and_metrics_answer => health_and_metrics;
     dead_peers_are_closed_and_leave_presence => dead_peers("--heartbeat-ms", "1000");
+    strangers_cannot_drive_a_connection_by_its_id => connection_takeover;
 }
 
 async fn events_reach_exactly_their_targets(h: &Herald) {
@@ -685,4 +686,99 @@ async fn health_and_metrics(h: &Herald) {
         text.contains("herald_rest_events_accepted_total 1"),
         "{text}"
     );
+}
+
+/// Asserts the one answer for a POST that does not prove it owns an SSE connection, and
+/// returns its message (which must be the same whatever the reason).
+fn assert_not_found((status, body): (u16, Value)) -> String {
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["code"], "not_found", "{body}");
+    body["message"].as_str().expect("message").to_string()
+}
+
+/// Issue 9, item 1: a stranger who knows a victim's connection id (the worst case) cannot
+/// drive it over `POST /sse/{conn}` without the secret only the victim's stream received:
+/// not identify it as the stranger's user, not join or leave for it, not close it with failed
+/// idents, and the refusal does not tell which ids exist. Connection ids tell nothing of
+/// each other, and no error names another connection's user.
+async fn connection_takeover(h: &Herald) {
+    let mut ws_victim = Ws::connect(&h.ws_url).await;
+    let sse_victim = Sse::open(&h.base).await;
+    let other_sse = Sse::open(&h.base).await;
+    let (gateway, _) = sse_victim.conn.split_once('-').expect("<gateway>-<local>");
+    let unknown = format!("{gateway}-{}", "f".repeat(32));
+    let attacks = [
+        json!({"type": "ident", "id": 1, "auth": {"token": token("mallory", &[])}}),
+        json!({"type": "join", "id": 2, "channel": "chat"}),
+        json!({"type": "ping", "id": 3}),
+    ];
+    let mut messages = std::collections::BTreeSet::new();
+    let wrong = "A".repeat(43);
+    let targets: [(&str, Option<&str>); 8] = [
+        (&ws_victim.conn, None),
+        (&ws_victim.conn, Some(&sse_victim.secret)),
+        (&sse_victim.conn, None),
+        (&sse_victim.conn, Some("")),
+        (&sse_victim.conn, Some(&wrong)),
+        (&sse_victim.conn, Some(&other_sse.secret)),
+        (&unknown, Some(&sse_victim.secret)),
+        ("nosuch-1", None),
+    ];
+    for (conn, secret) in targets {
+        for frame in &attacks {
+            let reply = post_sse_frame(&h.base, conn, secret, frame.clone()).await;
+            messages.insert(assert_not_found(reply));
+        }
+    }
+    assert_eq!(
+        messages.len(),
+        1,
+        "one answer for every refusal: {messages:?}"
+    );
+    // Failed idents would close a connection after five; these never reach the victims.
+    for _ in 0..6 {
+        for conn in [&ws_victim.conn, &sse_victim.conn] {
+            let ident = json!({"type": "ident", "auth": {"token": "wrong"}});
+            assert_not_found(post_sse_frame(&h.base, conn, None, ident).await);
+        }
+    }
+    // The victims are as they were: open, not identified, not joined.
+    assert_eq!(ws_victim.join("chat").await["code"], "unauthorized");
+    assert_eq!(
+        ws_victim.request(json!({"type": "ping"})).await["type"],
+        "pong"
+    );
+    let reply = sse_victim
+        .post(&h.base, json!({"type": "join", "id": 4, "channel": "chat"}))
+        .await;
+    assert_eq!(reply["code"], "unauthorized", "{reply}");
+    assert_eq!(h.rest.get("/v1/users/mallory").await.1["connected"], false);
+    // With its secret, the real client works.
+    let reply = sse_victim
+        .post(
+            &h.base,
+            json!({"type": "ident", "id": 5, "auth": {"token": token("vic", &[])}}),
+        )
+        .await;
+    assert_eq!(reply, json!({"type": "ok", "id": 5, "user": "vic"}));
+    // A second ident says nothing of who the connection is.
+    let reply = ws_victim.ident(&token("ws-vic", &[])).await;
+    assert_eq!(reply["user"], "ws-vic");
+    let reply = ws_victim.ident(&token("someone", &[])).await;
+    assert_eq!(reply["code"], "bad_request", "{reply}");
+    assert!(!reply.to_string().contains("ws-vic"), "{reply}");
+
+    // Ids: the same gateway prefix, then 128 random bits; consecutive ids are not neighbours.
+    let mut locals = Vec::new();
+    for _ in 0..8 {
+        let ws = Ws::connect(&h.ws_url).await;
+        let (prefix, local) = ws.conn.split_once('-').expect("<gateway>-<local>");
+        assert_eq!(prefix, gateway);
+        assert!(local.len() >= 24, "at least 96 bits: {}", ws.conn);
+        locals.push(u128::from_str_radix(local, 16).expect("hex"));
+    }
+    for pair in locals.windows(2) {
+        assert!(pair[0].abs_diff(pair[1]) > 1 << 64, "{locals:x?}");
+    }
 }

@@ -1,9 +1,11 @@
 //! The WebSocket transport at `/ws`: a reader that turns frames into replies and a writer that
 //! drains the outbox, pings, and closes with a reason.
 
+use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::{session, Shared};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -19,16 +21,21 @@ const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// `GET /ws`: upgrades to a WebSocket speaking client protocol v1.
-pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ErrorReply> {
+    let ws = ws?;
     // Frames a little over the limit are read and answered with `too_large`; far larger ones
     // (over twice the limit) end the connection, as reading them would cost memory.
     let hard_limit = shared.config.max_frame_bytes * 2 + 4096;
-    ws.read_buffer_size(READ_BUFFER_BYTES)
+    Ok(ws
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(WRITE_BUFFER_BYTES * 64 + shared.config.max_frame_bytes)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve(shared, socket))
+        .on_upgrade(move |socket| serve(shared, socket)))
 }
 
 async fn serve(shared: Arc<Shared>, socket: WebSocket) {
@@ -36,7 +43,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
         return;
     }
     let _tracked = shared.tracker.token();
-    let (connection, outbox) = session::open(&shared);
+    let (connection, outbox) = session::open(&shared, session::Transport::WebSocket);
     connection
         .outbox
         .offer(Utf8Bytes::from(session::welcome(&shared, &connection)));
