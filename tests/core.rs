@@ -44,6 +44,8 @@ both_modes! {
     health_and_metrics_answer => health_and_metrics;
     dead_peers_are_closed_and_leave_presence => dead_peers("--heartbeat-ms", "1000");
     strangers_cannot_drive_a_connection_by_its_id => connection_takeover;
+    bad_websocket_frames_close_with_the_documented_code => bad_websocket_frames;
+    http_errors_are_json_with_a_documented_code => http_errors_are_json;
 }
 
 async fn events_reach_exactly_their_targets(h: &Herald) {
@@ -780,5 +782,109 @@ async fn connection_takeover(h: &Herald) {
     }
     for pair in locals.windows(2) {
         assert!(pair[0].abs_diff(pair[1]) > 1 << 64, "{locals:x?}");
+    }
+}
+
+/// Issue 9, item 9: frames the protocol cannot take end the connection with a close frame
+/// carrying the code docs/protocol.md names, not a dropped socket (1006).
+async fn bad_websocket_frames(h: &Herald) {
+    let far_too_large = json!({"type": "ping", "pad": "x".repeat(1 << 20)}).to_string();
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.try_send_text(&far_too_large).await;
+    assert_eq!(ws.closed().await.code, 1009);
+
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.send_binary(br#"{"type":"ping"}"#).await;
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, 1003, "{closed:?}");
+    assert!(closed.reason.contains("text frames"), "{closed:?}");
+
+    // Masked text frames (mask key 0, so the payload is as written): invalid UTF-8, then one
+    // with a reserved bit set.
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.send_raw(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]).await;
+    assert_eq!(ws.closed().await.code, 1007);
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.send_raw(&[0xa1, 0x82, 0, 0, 0, 0, b'{', b'}']).await;
+    assert_eq!(ws.closed().await.code, 1002);
+
+    // Malformed JSON is an error frame; the connection stays.
+    let mut ws = Ws::connect(&h.ws_url).await;
+    expect_error(&mut ws, "{not json", "bad_request", "not valid JSON").await;
+    assert_eq!(ws.request(json!({"type": "ping"})).await["type"], "pong");
+}
+
+/// Issue 9, item 9: no plain-text or empty error answers. REST calls (and unknown paths) answer
+/// `{"error":{"code","message"}}`, the gateway's `/sse` and `/ws` an `error` frame, with the
+/// fitting status, also for what axum refuses before a handler runs.
+async fn http_errors_are_json(h: &Herald) {
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        let request = client
+            .request(method, format!("{}{path}", h.base))
+            .bearer_auth(API_KEY)
+            .body(body);
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let json = response
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            let text = response.text().await.expect("body");
+            assert!(json, "{status} is not JSON: {text:?}");
+            let body: Value = serde_json::from_str(&text).expect("a JSON body");
+            (status, body)
+        }
+    };
+    use reqwest::Method;
+    let rest_cases = [
+        (Method::GET, "/v1/notify", 405, "bad_request"),
+        (Method::DELETE, "/v1/users/alice", 405, "bad_request"),
+        (Method::GET, "/v1/users/%FF", 400, "bad_request"),
+        (
+            Method::POST,
+            "/v1/notify/channel/%C3%28",
+            400,
+            "bad_request",
+        ),
+        (Method::GET, "/no/such/page", 404, "not_found"),
+        (Method::GET, "/v1/nope", 404, "not_found"),
+        (Method::POST, "/healthz", 405, "bad_request"),
+    ];
+    for (method, path, status, code) in rest_cases {
+        let (got, body) = call(method.clone(), path, Vec::new()).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    let gateway_cases = [
+        (Method::GET, "/sse/x-1", Vec::new(), 405, "bad_request"),
+        (Method::POST, "/sse/%FF", Vec::new(), 400, "bad_request"),
+        (Method::GET, "/ws", Vec::new(), 400, "bad_request"),
+        (
+            Method::POST,
+            "/sse/x-1",
+            vec![b' '; 3 << 20],
+            413,
+            "too_large",
+        ),
+    ];
+    for (method, path, body, status, code) in gateway_cases {
+        let (got, body) = call(method.clone(), path, body).await;
+        assert_eq!(body["type"], "error", "{method} {path}: {body}");
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {body}"
+        );
     }
 }

@@ -390,6 +390,29 @@ impl Ws {
             .expect("send");
     }
 
+    /// Sends raw text, ignoring a failed send (the server may close before reading it all).
+    pub async fn try_send_text(&mut self, text: &str) {
+        let _ = self.stream.send(Message::Text(text.into())).await;
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.stream
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Writes raw bytes to the TCP connection, past the WebSocket library (for frames it
+    /// would refuse to send).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = self.stream.get_mut() else {
+            panic!("tests speak plain ws://");
+        };
+        tcp.write_all(bytes).await.expect("write");
+    }
+
     /// Sends a request frame with a fresh id and returns its reply (events in between are
     /// a test failure: callers read events with [`Ws::event`]).
     pub async fn request(&mut self, mut frame: Value) -> Value {
