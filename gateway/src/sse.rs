@@ -95,7 +95,7 @@ fn frames(
 }
 
 /// The header an SSE client proves it owns its stream with.
-pub(crate) const SECRET_HEADER: &str = "x-herald-secret";
+const SECRET_HEADER: &str = "x-herald-secret";
 
 /// `POST /sse/{conn}`: one client frame in the body, the reply frame in the response. The
 /// `X-Herald-Secret` header must carry the secret the stream's `welcome` did.
