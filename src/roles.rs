@@ -314,6 +314,10 @@ pub(crate) fn health_routes(
                 }
             }),
         )
+        .method_not_allowed_fallback(herald_adapters::rest::method_not_allowed)
+        // Every listener serves these routes, so their fallback answers any unknown path in
+        // JSON (a router may have only one fallback).
+        .fallback(herald_adapters::rest::not_found)
 }
 
 pub(crate) async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {

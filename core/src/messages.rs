@@ -181,11 +181,27 @@ pub enum Presence {
 }
 
 /// Gateway → gateway, on [`crate::subjects::gateway_sse`]: an SSE POST for a connection the
-/// receiving gateway holds. The reply is the frame text to answer with.
+/// receiving gateway holds, answered with an [`SseForwardReply`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SseForward {
     /// The connection id.
     pub conn: String,
+    /// The `X-Herald-Secret` the POST carried; the holding gateway checks it.
+    #[serde(default)]
+    pub secret: Option<String>,
     /// The client frame, as posted.
     pub frame: String,
+}
+
+/// Gateway → gateway: the answer to an [`SseForward`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum SseForwardReply {
+    /// The connection took the frame; `frame` is the reply to answer the POST with.
+    Handled {
+        /// The reply frame, as JSON text.
+        frame: String,
+    },
+    /// No such SSE connection, or the secret did not match (deliberately one answer).
+    NotFound,
 }

@@ -91,12 +91,9 @@ impl Presence {
         let [conns, users, channels] = subjects::gateway_filters(gateway);
         let mut lost = Vec::new();
         for (key, user) in self.kv.entries(&conns).await? {
-            if let Some(seq) = key.rsplit('.').next().and_then(|s| s.parse().ok()) {
+            if let Some(conn) = subjects::parse_conn_key(&key) {
                 lost.push(LostConnection {
-                    conn: ConnId {
-                        gateway: gateway.to_string(),
-                        seq,
-                    },
+                    conn,
                     user: String::from_utf8_lossy(&user).into_owned(),
                 });
             }
@@ -129,7 +126,7 @@ impl Presence {
         let conns = self.connections_of(user).await?;
         let mut channels = BTreeSet::new();
         for conn in &conns {
-            let filter = format!("chan.*.{}.{}", conn.gateway, conn.seq);
+            let filter = subjects::connection_channels_filter(conn);
             for (key, _) in self.kv.entries(&filter).await? {
                 if let Some((channel, _)) = subjects::parse_member_key(&key) {
                     channels.insert(channel);

@@ -7,6 +7,7 @@
 //!   frames into dispatcher commands and reply frames; shared by both transports.
 //! - `outbox`: each connection's bounded send queue and its slow-consumer policy.
 //! - `ws` and `sse`: the two transports.
+//! - `http_error`: every HTTP error as a JSON `error` frame, axum's refusals included.
 //! - `delivery`: events and control messages from the bus, fanned out to connections.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
@@ -19,6 +20,7 @@ mod close_reports;
 mod delivery;
 pub mod demo;
 mod heartbeat;
+mod http_error;
 mod outbox;
 pub mod registry;
 mod session;
@@ -27,7 +29,6 @@ mod ws;
 
 use herald_core::bus::Bus;
 use herald_core::metrics::{Metric, Metrics};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -77,7 +78,6 @@ pub(crate) struct Shared {
     bus: Arc<dyn Bus>,
     config: GatewayConfig,
     registry: registry::Registry,
-    next_seq: AtomicU64,
     metrics: GatewayMetrics,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -115,7 +115,6 @@ impl Gateway {
             bus,
             config,
             registry: registry::Registry::default(),
-            next_seq: AtomicU64::new(1),
             metrics: GatewayMetrics {
                 connections: metrics.gauge(
                     "herald_gateway_connections",
@@ -157,6 +156,7 @@ impl Gateway {
             .route("/ws", axum::routing::get(ws::upgrade))
             .route("/sse", axum::routing::get(sse::stream))
             .route("/sse/{conn}", axum::routing::post(sse::post_frame))
+            .method_not_allowed_fallback(http_error::method_not_allowed)
             .with_state(self.shared.clone())
     }
 
@@ -171,11 +171,5 @@ impl Gateway {
             tracing::warn!("gateway stopped with connections still closing");
         }
         heartbeat::announce_departure(&self.shared).await;
-    }
-}
-
-impl Shared {
-    fn next_conn_seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 }

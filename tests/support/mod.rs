@@ -390,6 +390,29 @@ impl Ws {
             .expect("send");
     }
 
+    /// Sends raw text, ignoring a failed send (the server may close before reading it all).
+    pub async fn try_send_text(&mut self, text: &str) {
+        let _ = self.stream.send(Message::Text(text.into())).await;
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.stream
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Writes raw bytes to the TCP connection, past the WebSocket library (for frames it
+    /// would refuse to send).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = self.stream.get_mut() else {
+            panic!("tests speak plain ws://");
+        };
+        tcp.write_all(bytes).await.expect("write");
+    }
+
     /// Sends a request frame with a fresh id and returns its reply (events in between are
     /// a test failure: callers read events with [`Ws::event`]).
     pub async fn request(&mut self, mut frame: Value) -> Value {
@@ -583,16 +606,16 @@ impl Rest {
 /// An SSE connection: `GET /sse` plus `POST /sse/{conn}`.
 pub struct Sse {
     pub conn: String,
+    /// The secret from `welcome` that every POST sends in `X-Herald-Secret`.
+    pub secret: String,
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
-    client: reqwest::Client,
 }
 
 impl Sse {
     /// Opens the stream and reads `welcome`.
     pub async fn open(base: &str) -> Sse {
-        let client = reqwest::Client::new();
-        let response = client
+        let response = reqwest::Client::new()
             .get(format!("{base}/sse"))
             .send()
             .await
@@ -600,13 +623,14 @@ impl Sse {
         assert_eq!(response.status().as_u16(), 200);
         let mut sse = Sse {
             conn: String::new(),
+            secret: String::new(),
             body: Box::pin(response.bytes_stream()),
             buffer: String::new(),
-            client,
         };
         let welcome = sse.next_frame().await;
         assert_eq!(welcome["type"], "welcome");
         sse.conn = welcome["conn"].as_str().expect("conn").to_string();
+        sse.secret = welcome["secret"].as_str().expect("SSE secret").to_string();
         sse
     }
 
@@ -636,13 +660,31 @@ impl Sse {
 
     /// POSTs a client frame to `base` (any gateway) and returns the reply frame.
     pub async fn post(&self, base: &str, frame: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{base}/sse/{}", self.conn))
-            .body(frame.to_string())
-            .send()
-            .await
-            .expect("POST /sse");
-        response.json().await.expect("reply frame")
+        let (status, reply) = post_sse_frame(base, &self.conn, Some(&self.secret), frame).await;
+        assert_eq!(status, 200, "{reply}");
+        reply
     }
+}
+
+/// POSTs `frame` to `POST /sse/{conn}` at `base`, with `secret` in `X-Herald-Secret` if given;
+/// returns the status and the JSON body (as a string value if it is not JSON).
+pub async fn post_sse_frame(
+    base: &str,
+    conn: &str,
+    secret: Option<&str>,
+    frame: Value,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/sse/{conn}"))
+        .body(frame.to_string());
+    if let Some(secret) = secret {
+        request = request.header("x-herald-secret", secret);
+    }
+    let response = request.send().await.expect("POST /sse");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

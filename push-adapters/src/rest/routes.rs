@@ -2,10 +2,11 @@
 
 use super::auth::require_key;
 use super::body;
-use super::error::ApiError;
+use super::error::{not_found, ApiError};
 use super::RestState;
 use crate::publish::publish;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use herald_core::messages::{Query, QueryReply};
 use herald_core::names::check_name;
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::token::{self, Claims};
-use herald_core::{subjects, ErrorCode, HeraldError};
+use herald_core::{subjects, HeraldError};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -40,6 +41,7 @@ pub(crate) fn router(state: Arc<RestState>) -> Router {
         .route("/push", post(super::turted::push))
         .route("/push/", post(super::turted::push))
         .route("/v1/{*rest}", axum::routing::any(not_found))
+        .method_not_allowed_fallback(super::error::method_not_allowed)
         .with_state(state)
 }
 
@@ -65,10 +67,11 @@ async fn notify(
 
 async fn notify_user(
     State(state): State<Arc<RestState>>,
-    Path(user): Path<String>,
+    user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
+    let Path(user) = user?;
     let targets = Targets {
         users: vec![user],
         ..Targets::default()
@@ -78,10 +81,11 @@ async fn notify_user(
 
 async fn notify_channel(
     State(state): State<Arc<RestState>>,
-    Path(channel): Path<String>,
+    channel: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
+    let Path(channel) = channel?;
     let targets = Targets {
         channels: vec![channel],
         ..Targets::default()
@@ -219,9 +223,10 @@ async fn query(state: &RestState, query: Query) -> Result<Response, ApiError> {
 
 async fn user_info(
     State(state): State<Arc<RestState>>,
-    Path(user): Path<String>,
+    user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(user) = user?;
     require_key(&state, &headers).await?;
     check_name("user", &user)?;
     query(&state, Query::User { user }).await
@@ -229,9 +234,10 @@ async fn user_info(
 
 async fn channel_info(
     State(state): State<Arc<RestState>>,
-    Path(channel): Path<String>,
+    channel: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(channel) = channel?;
     require_key(&state, &headers).await?;
     check_name("channel", &channel)?;
     query(&state, Query::Channel { channel }).await
@@ -247,19 +253,11 @@ async fn channels(
 
 async fn disconnect(
     State(state): State<Arc<RestState>>,
-    Path(user): Path<String>,
+    user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(user) = user?;
     require_key(&state, &headers).await?;
     check_name("user", &user)?;
     query(&state, Query::DisconnectUser { user }).await
-}
-
-/// Answers an unknown path under the REST API with a JSON 404.
-async fn not_found() -> ApiError {
-    HeraldError::new(
-        ErrorCode::NotFound,
-        "no such endpoint; see docs/protocol.md",
-    )
-    .into()
 }
