@@ -103,7 +103,10 @@ impl AuthLimiter {
         let Some(record) = inner.records.get(&bucket(client)) else {
             return Ok(());
         };
-        let blocked_until = record.lock().unwrap_or_else(|e| e.into_inner()).blocked_until;
+        let blocked_until = record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .blocked_until;
         match blocked_until {
             Some(until) if until > now => {
                 let secs = (until - now).as_secs_f64().ceil().max(1.0) as u64;

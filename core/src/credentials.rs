@@ -129,8 +129,7 @@ impl HashLimit {
                     return Err(busy());
                 }
                 let waited =
-                    tokio::time::timeout(MAX_HASH_WAIT, self.permits.clone().acquire_owned())
-                        .await;
+                    tokio::time::timeout(MAX_HASH_WAIT, self.permits.clone().acquire_owned()).await;
                 self.waiting.fetch_sub(1, Ordering::AcqRel);
                 match waited {
                     Ok(Ok(permit)) => permit,
@@ -293,7 +292,10 @@ impl std::fmt::Debug for Users {
 impl Users {
     /// Users from a map of name to hash. Makes the dummy hash (one argon2 run) when not empty.
     pub fn new(hashes: HashMap<String, String>) -> Self {
-        let dummy = hashes.values().next().map(|hash| Arc::from(dummy_like(hash)));
+        let dummy = hashes
+            .values()
+            .next()
+            .map(|hash| Arc::from(dummy_like(hash)));
         Users {
             hashes: Arc::new(hashes),
             dummy,
