@@ -22,7 +22,6 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// `herald serve`: every role in one process.
 pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
-    limit_hashing(&settings);
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let mut settings = settings;
@@ -48,6 +47,7 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
             settings.allow_weak_jwt_secret = true;
         }
     }
+    prepare_auth(&settings)?;
     let (bus, client) = connect_bus(settings.nats.as_deref(), "herald-serve").await?;
     let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
     let dispatcher = tokio::spawn(herald_dispatcher::run(
@@ -91,6 +91,7 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
 
 /// `herald gateway`.
 pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    prepare_auth(&settings)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(Some(require_nats(&settings, "gateway")?), "herald-gateway").await?;
@@ -105,7 +106,7 @@ pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
 
 /// `herald dispatcher`.
 pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
-    limit_hashing(&settings);
+    prepare_auth(&settings)?;
     let shutdown = shutdown_on_signal();
     let (bus, client) = connect_bus(
         Some(require_nats(&settings, "dispatcher")?),
@@ -130,7 +131,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
 
 /// `herald adapter rest`.
 pub async fn rest(settings: Settings) -> anyhow::Result<()> {
-    limit_hashing(&settings);
+    prepare_auth(&settings)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(
@@ -196,8 +197,10 @@ pub(crate) fn require_nats<'a>(settings: &'a Settings, role: &str) -> anyhow::Re
     })
 }
 
-/// Bounds the argon2 hashes of this process (API keys and passwords share the bound).
-fn limit_hashing(settings: &Settings) {
+/// Before a role connects anywhere: refuses a weak JWT secret, and bounds the argon2 hashes
+/// of this process (API keys and passwords share the bound).
+fn prepare_auth(settings: &Settings) -> anyhow::Result<()> {
+    jwt_secret(settings)?;
     if let Err(e) =
         herald_core::credentials::HashLimit::set_process_wide(settings.max_concurrent_hashes)
     {
@@ -208,6 +211,7 @@ fn limit_hashing(settings: &Settings) {
         max_concurrent_hashes = limit.max_concurrent(),
         "argon2 hashing bounded"
     );
+    Ok(())
 }
 
 /// The HS256 secret, if one is configured; refused when shorter than 32 bytes (except where

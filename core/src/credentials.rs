@@ -15,24 +15,20 @@
 //!   configured users' parameters, so the answer's timing does not reveal which names exist.
 
 use crate::{ErrorCode, HeraldError};
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, Params};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// Bad verdicts remembered; past that they start afresh (good ones are kept apart).
 const MAX_BAD_VERDICTS: usize = 10_000;
 /// Good verdicts remembered: one per configured credential, this is only a backstop.
 const MAX_GOOD_VERDICTS: usize = 10_000;
-/// Hashes that may wait for a free slot, per slot; beyond that a check is refused at once.
+/// Hashes that may wait for a free thread, per thread; beyond that a check is refused at once.
 const QUEUED_PER_PERMIT: usize = 16;
-/// Longest wait for a free hashing slot before the check is refused.
+/// Longest wait for a free hashing thread before the check is refused.
 const MAX_HASH_WAIT: Duration = Duration::from_secs(1);
 /// The retry hint given with a refused check, in seconds.
 const BUSY_RETRY_SECS: u64 = 1;
@@ -57,40 +53,95 @@ pub fn check_hash(hash: &str) -> Result<(), String> {
         .map_err(|e| format!("not an argon2id hash ({e}); make one with `herald passwd`"))
 }
 
-fn verify(hash: &str, secret: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(secret.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+thread_local! {
+    /// Argon2's working memory, kept by each hashing thread and reused: allocating 19 MiB per
+    /// check left the allocator holding a little more after every one.
+    static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Bounds the argon2 hashes running at once, and those waiting for a turn.
+/// Whether `secret` matches the PHC string `hash` (compared in constant time).
+fn verify(hash: &str, secret: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        argon2::Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .and_then(|v| argon2::Version::try_from(v).ok())
+        .unwrap_or_default();
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let hashed = MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        argon2.hash_password_into_with_memory(
+            secret.as_bytes(),
+            salt,
+            &mut out,
+            &mut memory[..blocks],
+        )
+    });
+    hashed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
+}
+
+/// Bounds the argon2 hashes running at once, and those waiting for a turn. Hashes run on
+/// `max_concurrent` threads of their own: each thread's allocator keeps the 19 MiB it last
+/// used, so a fixed set of threads keeps the memory fixed too (the shared blocking pool would
+/// spread it over as many threads as it grew to).
 #[derive(Debug)]
 pub struct HashLimit {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     max_concurrent: usize,
-    waiting: AtomicUsize,
-    max_waiting: usize,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 static PROCESS_LIMIT: OnceLock<Arc<HashLimit>> = OnceLock::new();
 
 impl HashLimit {
-    /// At most `max_concurrent` hashes at once (0: one per CPU), and 16 waiting per slot.
+    /// At most `max_concurrent` hashes at once (0: one per CPU), and 16 waiting per thread.
     pub fn new(max_concurrent: usize) -> Self {
         let max_concurrent = if max_concurrent == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             max_concurrent
         };
+        let (jobs, queue) =
+            std::sync::mpsc::sync_channel::<Job>(max_concurrent * QUEUED_PER_PERMIT);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..max_concurrent {
+            let queue = queue.clone();
+            let worker = move || loop {
+                let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                // Ends when the limit is dropped (its sender with it).
+                let Ok(job) = job else { return };
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name(format!("herald-hash-{i}"))
+                .spawn(worker)
+            {
+                tracing::error!(%e, "cannot start a hashing thread");
+            }
+        }
         HashLimit {
-            permits: Arc::new(Semaphore::new(max_concurrent)),
+            jobs,
             max_concurrent,
-            waiting: AtomicUsize::new(0),
-            max_waiting: max_concurrent * QUEUED_PER_PERMIT,
         }
     }
 
@@ -102,7 +153,7 @@ impl HashLimit {
             .map_err(|_| "the process-wide hashing limit was already set".to_string())
     }
 
-    /// The limit shared by the whole process (one slot per CPU unless set otherwise).
+    /// The limit shared by the whole process (one thread per CPU unless set otherwise).
     pub fn process_wide() -> Arc<HashLimit> {
         PROCESS_LIMIT
             .get_or_init(|| Arc::new(HashLimit::new(0)))
@@ -114,36 +165,26 @@ impl HashLimit {
         self.max_concurrent
     }
 
-    /// Runs `work` on the blocking pool once a slot is free. Refuses with `rate_limited` when
-    /// too many already wait or no slot frees up in time. The slot is held until `work` ends,
-    /// even if the caller stops waiting (a client that hung up).
+    /// Runs `work` on a hashing thread. Refuses with `rate_limited` when too many already
+    /// wait, or when no thread took it up within [`MAX_HASH_WAIT`] (it is then skipped).
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HeraldError> {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(busy());
-                }
-                let waited =
-                    tokio::time::timeout(MAX_HASH_WAIT, self.permits.clone().acquire_owned()).await;
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                match waited {
-                    Ok(Ok(permit)) => permit,
-                    _ => return Err(busy()),
-                }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let queued = std::time::Instant::now();
+        let job: Job = Box::new(move || {
+            if queued.elapsed() <= MAX_HASH_WAIT {
+                let _ = answer.send(work());
             }
-        };
-        tokio::task::spawn_blocking(move || {
-            let result = work();
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(HeraldError::internal)
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => answered.await.map_err(|_| busy()),
+            Err(std::sync::mpsc::TrySendError::Full(_)) => Err(busy()),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                Err(HeraldError::internal("the hashing threads are gone"))
+            }
+        }
     }
 }
 
@@ -480,7 +521,7 @@ mod tests {
                 }
             }
         }
-        // One slot and 16 waiting: of 64 at once, at least 64 - 17 are refused.
+        // One thread and 16 waiting: of 64 at once, at least 64 - 17 are refused.
         assert!(refused >= 64 - 17, "only {refused} refused");
     }
 }
