@@ -61,6 +61,29 @@ pub struct Options {
     /// 3 on a three-node NATS cluster so presence survives losing a node).
     #[arg(long, env = "HERALD_KV_REPLICAS", value_name = "N")]
     pub kv_replicas: Option<usize>,
+    /// Public key (PEM: RSA, EC P-256 or Ed25519) that checks RS256 / ES256 / EdDSA client
+    /// tokens, alongside HS256 tokens signed with --jwt-secret.
+    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS file (`{"keys":[...]}`) whose keys check RS256 / ES256 / EdDSA client tokens; a
+    /// token's `kid` picks the key.
+    #[arg(long, env = "HERALD_JWT_JWKS", value_name = "FILE")]
+    pub jwt_jwks: Option<PathBuf>,
+    /// Longest token lifetime accepted and minted, in seconds (default 2592000, 30 days):
+    /// tokens whose `exp` is further away are refused.
+    #[arg(long, env = "HERALD_MAX_TOKEN_TTL_SECS", value_name = "SECS")]
+    pub max_token_ttl_secs: Option<u64>,
+    /// Argon2 hashes (API key and password checks not yet cached) run at once, process-wide
+    /// (default 0: one per CPU); each takes 19 MiB while it runs.
+    #[arg(long, env = "HERALD_MAX_CONCURRENT_HASHES", value_name = "N")]
+    pub max_concurrent_hashes: Option<usize>,
+    /// Failed authentications (API keys, idents) a client address may have per window before
+    /// it is refused with 429 / rate_limited and a doubling backoff (default 20; 0: no limit).
+    #[arg(long, env = "HERALD_AUTH_FAIL_LIMIT", value_name = "N")]
+    pub auth_fail_limit: Option<u32>,
+    /// The window of --auth-fail-limit, in seconds (default 60).
+    #[arg(long, env = "HERALD_AUTH_FAIL_WINDOW_SECS", value_name = "SECS")]
+    pub auth_fail_window_secs: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -79,6 +102,12 @@ struct FileOptions {
     liveness_interval_ms: Option<u64>,
     gateway_timeout_ms: Option<u64>,
     kv_replicas: Option<usize>,
+    jwt_public_key: Option<PathBuf>,
+    jwt_jwks: Option<PathBuf>,
+    max_token_ttl_secs: Option<u64>,
+    max_concurrent_hashes: Option<usize>,
+    auth_fail_limit: Option<u32>,
+    auth_fail_window_secs: Option<u64>,
     /// `[[file_tail]]` tables: files the file-tail adapter (and `herald serve`) follows.
     #[serde(default)]
     file_tail: Vec<FileTailConfig>,
@@ -164,6 +193,14 @@ pub struct Settings {
     pub liveness_interval: Duration,
     pub gateway_timeout: Duration,
     pub kv_replicas: usize,
+    /// Keys that check RS256 / ES256 / EdDSA tokens, read at startup (no HS256 secret yet).
+    pub jwt_public_keys: herald_core::token::TokenKeys,
+    /// Whether a JWT secret shorter than 32 bytes only warns (`herald serve` on the embedded
+    /// bus) instead of stopping startup.
+    pub allow_weak_jwt_secret: bool,
+    pub max_token_ttl_secs: u64,
+    pub max_concurrent_hashes: usize,
+    pub auth_limit: herald_core::auth_limit::AuthLimiter,
     /// Files to follow; each with its line limit set (default: `max_payload_bytes`).
     pub file_tail: Vec<FileTailConfig>,
     pub redis_url: String,
@@ -211,6 +248,29 @@ impl Options {
             }
             Ok(Duration::from_millis(ms))
         };
+        let max_token_ttl_secs = self
+            .max_token_ttl_secs
+            .or(file.max_token_ttl_secs)
+            .unwrap_or(herald_core::token::DEFAULT_MAX_TTL_SECS);
+        if max_token_ttl_secs < 60 {
+            bail!("max-token-ttl-secs must be at least 60");
+        }
+        let jwt_public_keys = public_keys(
+            self.jwt_public_key.or(file.jwt_public_key),
+            self.jwt_jwks.or(file.jwt_jwks),
+            max_token_ttl_secs,
+        )?;
+        let auth_fail_window_secs = self
+            .auth_fail_window_secs
+            .or(file.auth_fail_window_secs)
+            .unwrap_or(60);
+        if auth_fail_window_secs == 0 {
+            bail!("auth-fail-window-secs must be positive");
+        }
+        let auth_limit = herald_core::auth_limit::AuthLimiter::new(
+            self.auth_fail_limit.or(file.auth_fail_limit).unwrap_or(20),
+            Duration::from_secs(auth_fail_window_secs),
+        );
         let file_tail = file
             .file_tail
             .into_iter()
@@ -252,6 +312,14 @@ impl Options {
                 n @ 1..=5 => n,
                 n => bail!("kv-replicas must be between 1 and 5 (NATS's limit), not {n}"),
             },
+            jwt_public_keys,
+            allow_weak_jwt_secret: false,
+            max_token_ttl_secs,
+            max_concurrent_hashes: self
+                .max_concurrent_hashes
+                .or(file.max_concurrent_hashes)
+                .unwrap_or(0),
+            auth_limit,
             file_tail,
             redis_url: file
                 .redis_url
@@ -261,6 +329,31 @@ impl Options {
                 .unwrap_or_else(|| herald_adapters::redis::DEFAULT_CHANNEL.to_string()),
         })
     }
+}
+
+/// The public keys of `--jwt-public-key` and `--jwt-jwks`, checked now so a bad file stops
+/// startup with its name.
+fn public_keys(
+    pem: Option<PathBuf>,
+    jwks: Option<PathBuf>,
+    max_token_ttl_secs: u64,
+) -> anyhow::Result<herald_core::token::TokenKeys> {
+    let mut keys = herald_core::token::TokenKeys::new(None, max_token_ttl_secs);
+    if let Some(path) = pem {
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read --jwt-public-key {}", path.display()))?;
+        keys = keys
+            .with_public_pem(&bytes)
+            .map_err(|e| anyhow::anyhow!("--jwt-public-key {}: {e}", path.display()))?;
+    }
+    if let Some(path) = jwks {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read --jwt-jwks {}", path.display()))?;
+        keys = keys
+            .with_jwks(&text)
+            .map_err(|e| anyhow::anyhow!("--jwt-jwks {}: {e}", path.display()))?;
+    }
+    Ok(keys)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileOptions> {

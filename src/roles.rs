@@ -37,6 +37,17 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         settings.jwt_secret = Some(random_secret());
         tracing::info!("no --jwt-secret given: generated one for this run; tokens die with it");
     }
+    if settings.nats.is_none() {
+        // A plain local `herald serve` is for trying Herald out: a weak secret only warns.
+        if let Some(Err(why)) = (settings.jwt_secret.as_ref())
+            .map(|secret| herald_core::token::check_secret(secret.as_bytes()))
+        {
+            tracing::warn!("WEAK JWT SECRET, fine for a local try-out only: {why}");
+            say(&format!("WARNING: weak --jwt-secret: {why}"));
+            settings.allow_weak_jwt_secret = true;
+        }
+    }
+    prepare_auth(&settings)?;
     let (bus, client) = connect_bus(settings.nats.as_deref(), "herald-serve").await?;
     let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
     let dispatcher = tokio::spawn(herald_dispatcher::run(
@@ -80,6 +91,7 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
 
 /// `herald gateway`.
 pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    prepare_auth(&settings)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(Some(require_nats(&settings, "gateway")?), "herald-gateway").await?;
@@ -94,6 +106,7 @@ pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
 
 /// `herald dispatcher`.
 pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
+    prepare_auth(&settings)?;
     let shutdown = shutdown_on_signal();
     let (bus, client) = connect_bus(
         Some(require_nats(&settings, "dispatcher")?),
@@ -118,6 +131,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
 
 /// `herald adapter rest`.
 pub async fn rest(settings: Settings) -> anyhow::Result<()> {
+    prepare_auth(&settings)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(
@@ -171,7 +185,7 @@ async fn start_gateway(
     if demo {
         router = router.merge(herald_gateway::demo::router(
             bus.clone(),
-            jwt_secret(settings)?,
+            required_jwt_secret(settings, "the demo's tokens")?,
         ));
     }
     Ok((gateway, router))
@@ -183,16 +197,56 @@ pub(crate) fn require_nats<'a>(settings: &'a Settings, role: &str) -> anyhow::Re
     })
 }
 
-fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
-    match &settings.jwt_secret {
-        Some(secret) if !secret.is_empty() => Ok(secret.as_bytes().to_vec()),
-        _ => bail!("--jwt-secret is required: it signs the tokens clients ident with"),
+/// Before a role connects anywhere: refuses a weak JWT secret, and bounds the argon2 hashes
+/// of this process (API keys and passwords share the bound).
+fn prepare_auth(settings: &Settings) -> anyhow::Result<()> {
+    jwt_secret(settings)?;
+    if let Err(e) =
+        herald_core::credentials::HashLimit::set_process_wide(settings.max_concurrent_hashes)
+    {
+        tracing::warn!("{e}");
     }
+    let limit = herald_core::credentials::HashLimit::process_wide();
+    tracing::info!(
+        max_concurrent_hashes = limit.max_concurrent(),
+        "argon2 hashing bounded"
+    );
+    Ok(())
+}
+
+/// The HS256 secret, if one is configured; refused when shorter than 32 bytes (except where
+/// `serve` allowed it after a warning).
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(secret) = settings.jwt_secret.as_ref().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if let Err(why) = herald_core::token::check_secret(secret.as_bytes()) {
+        if !settings.allow_weak_jwt_secret {
+            bail!("--jwt-secret: {why}");
+        }
+    }
+    Ok(Some(secret.as_bytes().to_vec()))
+}
+
+fn required_jwt_secret(settings: &Settings, what: &str) -> anyhow::Result<Vec<u8>> {
+    jwt_secret(settings)?.with_context(|| format!("--jwt-secret is required: it signs {what}"))
+}
+
+/// The keys that check client tokens: the HS256 secret and/or the configured public keys.
+fn token_keys(settings: &Settings) -> anyhow::Result<herald_core::token::TokenKeys> {
+    let keys = match jwt_secret(settings)? {
+        Some(secret) => settings.jwt_public_keys.clone().with_secret(&secret),
+        None => settings.jwt_public_keys.clone(),
+    };
+    if keys.is_empty() {
+        bail!("--jwt-secret (or --jwt-public-key / --jwt-jwks) is required: it checks the tokens clients ident with");
+    }
+    Ok(keys)
 }
 
 fn dispatcher_config(settings: &Settings) -> anyhow::Result<herald_dispatcher::DispatcherConfig> {
     Ok(herald_dispatcher::DispatcherConfig {
-        jwt_secret: jwt_secret(settings)?,
+        tokens: token_keys(settings)?,
         users: settings.users.clone(),
         gateway_timeout: settings.gateway_timeout,
         liveness_interval: settings.liveness_interval,
@@ -205,6 +259,7 @@ fn gateway_config(settings: &Settings) -> herald_gateway::GatewayConfig {
         max_frame_bytes: settings.max_payload_bytes,
         outbox_capacity: settings.outbox_capacity,
         liveness_interval: settings.liveness_interval,
+        auth_limit: settings.auth_limit.clone(),
         ..Default::default()
     }
 }
@@ -212,7 +267,9 @@ fn gateway_config(settings: &Settings) -> herald_gateway::GatewayConfig {
 fn rest_config(settings: &Settings) -> anyhow::Result<herald_adapters::rest::RestConfig> {
     Ok(herald_adapters::rest::RestConfig {
         api_keys: ApiKeys::new(settings.api_key_hashes.clone()),
+        auth_limit: settings.auth_limit.clone(),
         jwt_secret: jwt_secret(settings)?,
+        max_token_ttl_secs: settings.max_token_ttl_secs,
         max_payload_bytes: settings.max_payload_bytes,
     })
 }

@@ -10,9 +10,11 @@
 //! - [`kv`]: the [`kv::Kv`] seam (get, put, create, delete, filtered listing) with a memory and a
 //!   JetStream KV implementation side by side.
 //! - [`credentials`]: argon2id verification with a verdict cache, for API keys and passwords.
+//! - [`auth_limit`]: failed authentication counted per client address, with backoff.
 //! - [`token`]: HS256 JWT minting and verification.
 //! - [`metrics`]: counters rendered in the Prometheus text format.
 
+pub mod auth_limit;
 pub mod bus;
 pub mod credentials;
 pub mod kv;

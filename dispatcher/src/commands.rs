@@ -147,7 +147,7 @@ async fn authenticate(
 ) -> Result<(String, Vec<String>), HeraldError> {
     match auth {
         IdentAuth::Token { token } => {
-            let claims = token::verify(&context.config.jwt_secret, &token)?;
+            let claims = context.config.tokens.verify(&token)?;
             if claims.once {
                 let jti = claims.jti.as_deref().unwrap_or_default();
                 if jti.is_empty() || !jti.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -177,7 +177,7 @@ async fn authenticate(
                     "password ident is not enabled on this server (no users file); use a token",
                 ));
             }
-            if context.config.users.verify(&username, &password).await {
+            if context.config.users.verify(&username, &password).await? {
                 Ok((username, Vec::new()))
             } else {
                 Err(HeraldError::new(

@@ -22,6 +22,7 @@ use herald_core::credentials::Users;
 use herald_core::kv::Kv;
 use herald_core::metrics::{Metric, Metrics};
 use herald_core::subjects;
+use herald_core::token::TokenKeys;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -34,8 +35,8 @@ const MAX_CONCURRENT_REQUESTS: usize = 1024;
 /// What a dispatcher needs to know.
 #[derive(Clone, Debug)]
 pub struct DispatcherConfig {
-    /// Secret that signs tokens (HS256).
-    pub jwt_secret: Vec<u8>,
+    /// The keys that check `ident` tokens (HS256 secret and/or public keys).
+    pub tokens: TokenKeys,
     /// Users who may ident with a password.
     pub users: Users,
     /// A gateway whose heartbeat has not changed for this long is considered dead.

@@ -27,7 +27,7 @@ async fn start() -> Fixture {
     let kv = Arc::new(MemoryKv::new());
     let shutdown = CancellationToken::new();
     let config = DispatcherConfig {
-        jwt_secret: SECRET.to_vec(),
+        tokens: herald_core::token::TokenKeys::new(Some(SECRET), 3600),
         users: Default::default(),
         gateway_timeout: Duration::from_millis(300),
         liveness_interval: Duration::from_millis(50),

@@ -27,6 +27,7 @@ mod session;
 mod sse;
 mod ws;
 
+use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
 use herald_core::metrics::{Metric, Metrics};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct GatewayConfig {
     pub command_timeout: Duration,
     /// Failed idents after which a connection is closed.
     pub max_failed_idents: u32,
+    /// Failed idents counted per client address, across connections.
+    pub auth_limit: AuthLimiter,
     /// How often the gateway tells dispatchers it is alive.
     pub liveness_interval: Duration,
 }
@@ -60,6 +63,7 @@ impl Default for GatewayConfig {
             outbox_capacity: 1024,
             command_timeout: Duration::from_secs(5),
             max_failed_idents: 5,
+            auth_limit: AuthLimiter::default(),
             liveness_interval: Duration::from_secs(5),
         }
     }

@@ -13,6 +13,7 @@ use herald_core::protocol::RequestId;
 use herald_core::subjects::{self, ConnId};
 use herald_core::{ErrorCode, HeraldError};
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What one connection has established.
@@ -30,6 +31,8 @@ pub struct SessionState {
     unsure_channels: BTreeSet<String>,
     /// Idents refused so far.
     failed_idents: u32,
+    /// The client's address, for the per-address limit on failed idents (`None`: unknown).
+    peer: Option<IpAddr>,
     /// Set once the connection closed; later frames are refused.
     closed: bool,
 }
@@ -66,6 +69,11 @@ fn new_secret() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Notes the client's address (from the socket that opened the connection).
+pub(crate) async fn set_peer(connection: &Connection, peer: Option<IpAddr>) {
+    connection.session.lock().await.peer = peer;
 }
 
 /// The first frame of every connection (with the secret, for SSE).
@@ -108,10 +116,16 @@ pub(crate) async fn handle_frame(
         let error = HeraldError::bad_request("connection is closing");
         return ServerFrame::error(id, &error).encode();
     }
+    if is_ident {
+        if let Err(refused) = shared.config.auth_limit.check(state.peer) {
+            return ServerFrame::error(id, &refused).encode();
+        }
+    }
     match execute(shared, connection, &mut state, frame).await {
         Ok(reply) => reply,
         Err(error) => {
             if is_ident && error.code == ErrorCode::Unauthorized {
+                shared.config.auth_limit.failed(state.peer);
                 state.failed_idents += 1;
                 if state.failed_idents >= shared.config.max_failed_idents {
                     tracing::info!(conn = %connection.id_text, "closing after too many failed idents");

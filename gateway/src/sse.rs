@@ -9,20 +9,25 @@ use crate::session::{self, bus_error};
 use crate::Shared;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::Stream;
 use herald_core::messages::{SseForward, SseForwardReply};
 use herald_core::protocol::server_frames::ServerFrame;
 use herald_core::subjects::{self, ConnId};
 use herald_core::{ErrorCode, HeraldError};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// `GET /sse`: opens a connection whose server frames arrive as `data:` lines.
-pub(crate) async fn stream(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn stream(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
     if shared.shutdown.is_cancelled() {
         return ErrorReply::new(HeraldError::unavailable(
             "this gateway is shutting down; connect again (to another gateway)",
@@ -30,6 +35,8 @@ pub(crate) async fn stream(State(shared): State<Arc<Shared>>) -> Response {
         .into_response();
     }
     let (connection, outbox) = session::open(&shared, session::Transport::Sse);
+    let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    session::set_peer(&connection, peer).await;
     let welcome = session::welcome(&shared, &connection);
     let frames = frames(
         ConnectionGuard {

@@ -7,10 +7,12 @@ use crate::registry::Connection;
 use crate::{session, Shared};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
+use axum::Extension;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Bytes read from the socket at a time: small, because idle connections are the common case
@@ -23,9 +25,11 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// `GET /ws`: upgrades to a WebSocket speaking client protocol v1.
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ErrorReply> {
     let ws = ws?;
+    let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     // Frames a little over the limit are read and answered with `too_large`; far larger ones
     // (over twice the limit) end the connection, as reading them would cost memory.
     let hard_limit = shared.config.max_frame_bytes * 2 + 4096;
@@ -35,15 +39,16 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(WRITE_BUFFER_BYTES * 64 + shared.config.max_frame_bytes)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve(shared, socket)))
+        .on_upgrade(move |socket| serve(shared, socket, peer)))
 }
 
-async fn serve(shared: Arc<Shared>, socket: WebSocket) {
+async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>) {
     if shared.shutdown.is_cancelled() {
         return;
     }
     let _tracked = shared.tracker.token();
     let (connection, outbox) = session::open(&shared, session::Transport::WebSocket);
+    session::set_peer(&connection, peer).await;
     connection
         .outbox
         .offer(Utf8Bytes::from(session::welcome(&shared, &connection)));

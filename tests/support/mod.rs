@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// How long any single expected thing may take.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 /// The JWT secret every test deployment uses.
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-secret-of-at-least-32-bytes-ok";
 /// The API key every test deployment accepts.
 pub const API_KEY: &str = "test-api-key";
 

@@ -85,6 +85,9 @@ pub struct HeraldError {
     pub code: ErrorCode,
     /// What went wrong and what to do about it.
     pub message: String,
+    /// With `rate_limited`: seconds to wait before trying again (REST sends `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl HeraldError {
@@ -93,7 +96,14 @@ impl HeraldError {
         HeraldError {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// The same error with a hint of how many seconds to wait before trying again.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     /// `bad_request` with a message.

@@ -1,7 +1,8 @@
 //! The REST adapter: REST API v1 for backends, plus the TURTED-compatible `POST /push`.
 //!
 //! Every call but `/push` needs `Authorization: Bearer <api key>`; keys are configured as
-//! argon2id hashes and each verdict is cached. Errors are `{"error":{"code","message"}}`.
+//! argon2id hashes and each verdict is cached; an address that fails too often is refused for
+//! a while (429). Errors are `{"error":{"code","message"}}`.
 
 mod auth;
 mod body;
@@ -9,6 +10,7 @@ mod error;
 mod routes;
 mod turted;
 
+use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
 use herald_core::credentials::ApiKeys;
 use herald_core::metrics::{Metric, Metrics};
@@ -21,8 +23,12 @@ pub use error::{method_not_allowed, not_found, ApiError};
 pub struct RestConfig {
     /// Accepted API keys.
     pub api_keys: ApiKeys,
-    /// Secret for minting tokens at `POST /v1/tokens`.
-    pub jwt_secret: Vec<u8>,
+    /// Failed API keys counted per client address.
+    pub auth_limit: AuthLimiter,
+    /// Secret for minting tokens at `POST /v1/tokens`; without one that call is refused.
+    pub jwt_secret: Option<Vec<u8>>,
+    /// Longest lifetime `POST /v1/tokens` hands out, in seconds.
+    pub max_token_ttl_secs: u64,
     /// Largest event payload, in bytes of JSON.
     pub max_payload_bytes: usize,
 }
@@ -48,5 +54,8 @@ pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum:
             "Notify calls answered with an error.",
         ),
     });
-    routes::router(state)
+    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        auth::limit_failures,
+    ))
 }

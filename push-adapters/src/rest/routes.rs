@@ -23,8 +23,6 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 
-/// Longest lifetime of a token, one-time or not.
-const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 /// Longest lifetime of a one-time token: they exist to hand a session over within seconds.
 pub const MAX_ONCE_TTL_SECS: u64 = 600;
 
@@ -165,10 +163,11 @@ async fn tokens(
             .into());
         }
     }
+    let max_token_ttl = state.config.max_token_ttl_secs;
     let (default_ttl, max_ttl) = if wanted.once {
-        (60, MAX_ONCE_TTL_SECS)
+        (60, MAX_ONCE_TTL_SECS.min(max_token_ttl))
     } else {
-        (3600, MAX_TOKEN_TTL_SECS)
+        (3600.min(max_token_ttl), max_token_ttl)
     };
     let ttl = wanted.ttl_secs.unwrap_or(default_ttl);
     if ttl == 0 || ttl > max_ttl {
@@ -193,7 +192,15 @@ async fn tokens(
             .then(|| format!("{:032x}", rand::random::<u128>())),
         once: wanted.once,
     };
-    let token = token::mint(&state.config.jwt_secret, &claims)?;
+    let Some(secret) = &state.config.jwt_secret else {
+        return Err(HeraldError::new(
+            ErrorCode::Forbidden,
+            "this server has no --jwt-secret, so it cannot mint tokens; sign them in your \
+             backend with the private key whose public half Herald is configured with",
+        )
+        .into());
+    };
+    let token = token::mint(secret, &claims)?;
     Ok(Json(json!({
         "token": token,
         "user": wanted.user,
