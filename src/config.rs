@@ -84,6 +84,8 @@ struct FileOptions {
     file_tail: Vec<FileTailConfig>,
     redis_url: Option<String>,
     redis_channel: Option<String>,
+    demo: Option<bool>,
+    demo_public: Option<bool>,
 }
 
 /// Flags of `herald adapter file-tail`: one file; several go in the TOML file as `[[file_tail]]`
@@ -147,6 +149,36 @@ impl RedisArgs {
     }
 }
 
+/// Flags of `herald serve` and `herald gateway` about the demo page and its token endpoint.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DemoArgs {
+    /// Serve the demo page and its development-only token endpoint, which mints a token for
+    /// any user name to anyone who reaches it (default: on only for `herald serve` on the
+    /// embedded bus listening on loopback).
+    #[arg(long, env = "HERALD_DEMO", conflicts_with = "no_demo")]
+    pub demo: bool,
+    /// Do not serve the demo.
+    #[arg(long, env = "HERALD_NO_DEMO")]
+    pub no_demo: bool,
+    /// Allow the demo on a listen address other than loopback (it refuses to start there
+    /// otherwise): anyone who reaches it can mint tokens.
+    #[arg(long, env = "HERALD_DEMO_PUBLIC")]
+    pub demo_public: bool,
+}
+
+impl DemoArgs {
+    /// Flags and environment override the TOML file's `demo` and `demo_public`.
+    pub fn apply(self, settings: &mut Settings) {
+        if self.demo {
+            settings.demo = Some(true);
+        }
+        if self.no_demo {
+            settings.demo = Some(false);
+        }
+        settings.demo_public |= self.demo_public;
+    }
+}
+
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -168,6 +200,31 @@ pub struct Settings {
     pub file_tail: Vec<FileTailConfig>,
     pub redis_url: String,
     pub redis_channel: String,
+    /// Whether to serve the demo, when chosen (flag, environment or TOML); see [`Settings::demo_on`].
+    pub demo: Option<bool>,
+    /// Whether the demo may listen on a non-loopback address.
+    pub demo_public: bool,
+}
+
+impl Settings {
+    /// Whether the `serve` (`serve == true`) or `gateway` role serves the demo: as chosen, or
+    /// by default only for `herald serve` on the embedded bus listening on loopback. Refuses a
+    /// demo on a non-loopback address unless `demo_public`.
+    pub fn demo_on(&self, serve: bool) -> anyhow::Result<bool> {
+        let loopback = self.listen.ip().is_loopback();
+        let on = self
+            .demo
+            .unwrap_or(serve && self.nats.is_none() && loopback);
+        if on && !loopback && !self.demo_public {
+            bail!(
+                "refusing to serve the demo on {}: its /demo/token endpoint mints a token for \
+                 any user to anyone who reaches it; listen on 127.0.0.1, pass --no-demo, or \
+                 --demo-public if you really mean it",
+                self.listen
+            );
+        }
+        Ok(on)
+    }
 }
 
 impl Options {
@@ -259,6 +316,8 @@ impl Options {
             redis_channel: file
                 .redis_channel
                 .unwrap_or_else(|| herald_adapters::redis::DEFAULT_CHANNEL.to_string()),
+            demo: file.demo,
+            demo_public: file.demo_public.unwrap_or(false),
         })
     }
 }
@@ -315,6 +374,43 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(error.to_string().contains("between 1 and 5"), "{error}");
+    }
+
+    #[test]
+    fn demo_on_by_default_only_for_a_local_embedded_serve() {
+        let local = Options::default().resolve().unwrap();
+        assert!(local.demo_on(true).unwrap(), "plain local herald serve");
+        assert!(!local.demo_on(false).unwrap(), "gateway role");
+        let nats = Options {
+            nats: Some("nats://127.0.0.1:4222".into()),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(!nats.demo_on(true).unwrap(), "serve --nats");
+        let mut public = Options {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(
+            !public.demo_on(true).unwrap(),
+            "off by default off loopback"
+        );
+        DemoArgs {
+            demo: true,
+            ..DemoArgs::default()
+        }
+        .apply(&mut public);
+        let error = public.demo_on(true).unwrap_err().to_string();
+        assert!(error.contains("--demo-public"), "{error}");
+        DemoArgs {
+            demo_public: true,
+            ..DemoArgs::default()
+        }
+        .apply(&mut public);
+        assert!(public.demo_on(false).unwrap());
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod config;
 mod roles;
 
 use clap::{Parser, Subcommand};
-use config::{FileTailArgs, Options, RedisArgs};
+use config::{DemoArgs, FileTailArgs, Options, RedisArgs};
 
 /// Herald: a real-time event dispatcher. Backends push events; browsers receive them live.
 #[derive(Parser)]
@@ -21,17 +21,15 @@ enum Command {
     Serve {
         #[command(flatten)]
         options: Options,
-        /// Do not serve the demo page and its token endpoint.
-        #[arg(long, env = "HERALD_NO_DEMO")]
-        no_demo: bool,
+        #[command(flatten)]
+        demo: DemoArgs,
     },
     /// The WebSocket/SSE gateway role (needs --nats).
     Gateway {
         #[command(flatten)]
         options: Options,
-        /// Serve the demo page and its insecure token endpoint (development only).
-        #[arg(long, env = "HERALD_DEMO")]
-        demo: bool,
+        #[command(flatten)]
+        demo: DemoArgs,
     },
     /// The dispatcher role (needs --nats).
     Dispatcher {
@@ -91,8 +89,16 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { options, no_demo } => roles::serve(options.resolve()?, !no_demo).await,
-            Command::Gateway { options, demo } => roles::gateway(options.resolve()?, demo).await,
+            Command::Serve { options, demo } => {
+                let mut settings = options.resolve()?;
+                demo.apply(&mut settings);
+                roles::serve(settings).await
+            }
+            Command::Gateway { options, demo } => {
+                let mut settings = options.resolve()?;
+                demo.apply(&mut settings);
+                roles::gateway(settings).await
+            }
             Command::Dispatcher { options } => roles::dispatcher(options.resolve()?).await,
             Command::Adapter { adapter } => match adapter {
                 Adapter::Rest { options } => roles::rest(options.resolve()?).await,

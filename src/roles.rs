@@ -21,7 +21,8 @@ const SPENT_TOKEN_MEMORY: Duration = Duration::from_secs(15 * 60);
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// `herald serve`: every role in one process.
-pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let demo = settings.demo_on(true)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let mut settings = settings;
@@ -60,6 +61,9 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let listener = bind(&settings).await?;
     let address = listener.local_addr()?;
     announce("serve", address);
+    if demo {
+        warn_demo(address);
+    }
     if let Some(key) = generated_key {
         say(&format!("herald serve api key: {key}"));
         say("  (generated for this run; configure your own with --api-key-hash, see `herald passwd`)");
@@ -79,7 +83,8 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
 }
 
 /// `herald gateway`.
-pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
+pub async fn gateway(settings: Settings) -> anyhow::Result<()> {
+    let demo = settings.demo_on(false)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(Some(require_nats(&settings, "gateway")?), "herald-gateway").await?;
@@ -87,6 +92,9 @@ pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let router = router.merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
     announce("gateway", listener.local_addr()?);
+    if demo {
+        warn_demo(listener.local_addr()?);
+    }
     serve_http(listener, router, shutdown).await?;
     gateway.stopped(SHUTDOWN_DEADLINE).await;
     Ok(())
@@ -175,6 +183,15 @@ async fn start_gateway(
         ));
     }
     Ok((gateway, router))
+}
+
+/// The demo's token endpoint is a hole by design: say so where operators look.
+fn warn_demo(address: std::net::SocketAddr) {
+    tracing::warn!(
+        "the demo is on: anyone who can reach http://{address}/demo/token can mint a token for \
+         any user name (valid {} minutes, public channels only); turn it off with --no-demo",
+        herald_gateway::demo::DEMO_TOKEN_TTL_SECS / 60
+    );
 }
 
 pub(crate) fn require_nats<'a>(settings: &'a Settings, role: &str) -> anyhow::Result<&'a str> {

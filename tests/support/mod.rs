@@ -210,6 +210,11 @@ impl Nats {
 
 /// Starts `herald <args>`; for roles that listen, returns the address they printed.
 pub fn herald(args: &[&str]) -> (Process, Option<String>) {
+    herald_logging_to(args, Stdio::inherit())
+}
+
+/// [`herald`] with its log (stderr) sent to `stderr`, e.g. a file a test reads.
+pub fn herald_logging_to(args: &[&str], stderr: impl Into<Stdio>) -> (Process, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(args)
         .env(
@@ -217,7 +222,7 @@ pub fn herald(args: &[&str]) -> (Process, Option<String>) {
             std::env::var("HERALD_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start herald");
     let stdout = child.stdout.take().expect("stdout");
@@ -645,4 +650,35 @@ impl Sse {
             .expect("POST /sse");
         response.json().await.expect("reply frame")
     }
+}
+
+/// Runs `herald <args>` that must fail to start: waits for it to exit within the deadline and
+/// returns its log (stderr).
+pub fn herald_refuses(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start herald");
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("herald {args:?} kept running; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+    }
+    assert!(
+        !status.success(),
+        "herald {args:?} exited successfully: {log}"
+    );
+    log
 }
