@@ -61,6 +61,42 @@ pub struct Options {
     /// 3 on a three-node NATS cluster so presence survives losing a node).
     #[arg(long, env = "HERALD_KV_REPLICAS", value_name = "N")]
     pub kv_replicas: Option<usize>,
+    /// User name to log in to NATS with (with --nats-password); `user:password@` in the
+    /// --nats URL works too.
+    #[arg(long, env = "HERALD_NATS_USER", value_name = "USER")]
+    pub nats_user: Option<String>,
+    /// Password of --nats-user; better in HERALD_NATS_PASSWORD or the TOML file than on a
+    /// command line other local users can read.
+    #[arg(
+        long,
+        env = "HERALD_NATS_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub nats_password: Option<String>,
+    /// Token to log in to NATS with (the server's `authorization { token }`).
+    #[arg(
+        long,
+        env = "HERALD_NATS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub nats_token: Option<String>,
+    /// File holding the NKey seed (SU...) to log in to NATS with.
+    #[arg(long, env = "HERALD_NATS_NKEY", value_name = "SEED_FILE")]
+    pub nats_nkey: Option<PathBuf>,
+    /// NATS credentials file (user JWT and seed, as `nsc` writes) to log in with.
+    #[arg(long, env = "HERALD_NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// PEM file of the CA that signed the NATS servers' certificates; turns TLS on.
+    #[arg(long, env = "HERALD_NATS_TLS_CA", value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// PEM client certificate for NATS servers that verify clients (with --nats-tls-key).
+    #[arg(long, env = "HERALD_NATS_TLS_CERT", value_name = "FILE")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// PEM private key of --nats-tls-cert.
+    #[arg(long, env = "HERALD_NATS_TLS_KEY", value_name = "FILE")]
+    pub nats_tls_key: Option<PathBuf>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -86,6 +122,14 @@ struct FileOptions {
     redis_channel: Option<String>,
     demo: Option<bool>,
     demo_public: Option<bool>,
+    nats_user: Option<String>,
+    nats_password: Option<String>,
+    nats_token: Option<String>,
+    nats_nkey: Option<PathBuf>,
+    nats_creds: Option<PathBuf>,
+    nats_tls_ca: Option<PathBuf>,
+    nats_tls_cert: Option<PathBuf>,
+    nats_tls_key: Option<PathBuf>,
 }
 
 /// Flags of `herald adapter file-tail`: one file; several go in the TOML file as `[[file_tail]]`
@@ -204,6 +248,8 @@ pub struct Settings {
     pub demo: Option<bool>,
     /// Whether the demo may listen on a non-loopback address.
     pub demo_public: bool,
+    /// How to log in to NATS.
+    pub nats_auth: crate::nats_auth::NatsAuth,
 }
 
 impl Settings {
@@ -318,6 +364,16 @@ impl Options {
                 .unwrap_or_else(|| herald_adapters::redis::DEFAULT_CHANNEL.to_string()),
             demo: file.demo,
             demo_public: file.demo_public.unwrap_or(false),
+            nats_auth: crate::nats_auth::NatsAuth {
+                user: self.nats_user.or(file.nats_user),
+                password: self.nats_password.or(file.nats_password),
+                token: self.nats_token.or(file.nats_token),
+                nkey_file: self.nats_nkey.or(file.nats_nkey),
+                creds_file: self.nats_creds.or(file.nats_creds),
+                tls_ca: self.nats_tls_ca.or(file.nats_tls_ca),
+                tls_cert: self.nats_tls_cert.or(file.nats_tls_cert),
+                tls_key: self.nats_tls_key.or(file.nats_tls_key),
+            },
         })
     }
 }

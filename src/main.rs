@@ -2,6 +2,7 @@
 
 mod adapter_roles;
 mod config;
+mod nats_auth;
 mod roles;
 
 use clap::{Parser, Subcommand};

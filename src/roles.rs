@@ -38,7 +38,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.jwt_secret = Some(random_secret());
         tracing::info!("no --jwt-secret given: generated one for this run; tokens die with it");
     }
-    let (bus, client) = connect_bus(settings.nats.as_deref(), "herald-serve").await?;
+    let (bus, client) = connect_bus(
+        settings.nats.as_deref(),
+        &settings.nats_auth,
+        "herald-serve",
+    )
+    .await?;
     let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
     let dispatcher = tokio::spawn(herald_dispatcher::run(
         bus.clone(),
@@ -87,7 +92,12 @@ pub async fn gateway(settings: Settings) -> anyhow::Result<()> {
     let demo = settings.demo_on(false)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
-    let (bus, _) = connect_bus(Some(require_nats(&settings, "gateway")?), "herald-gateway").await?;
+    let (bus, _) = connect_bus(
+        Some(require_nats(&settings, "gateway")?),
+        &settings.nats_auth,
+        "herald-gateway",
+    )
+    .await?;
     let (gateway, router) = start_gateway(&settings, &bus, &metrics, &shutdown, demo).await?;
     let router = router.merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
@@ -105,6 +115,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let (bus, client) = connect_bus(
         Some(require_nats(&settings, "dispatcher")?),
+        &settings.nats_auth,
         "herald-dispatcher",
     )
     .await?;
@@ -130,6 +141,7 @@ pub async fn rest(settings: Settings) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(
         Some(require_nats(&settings, "adapter rest")?),
+        &settings.nats_auth,
         "herald-rest",
     )
     .await?;
@@ -236,6 +248,7 @@ fn rest_config(settings: &Settings) -> anyhow::Result<herald_adapters::rest::Res
 
 pub(crate) async fn connect_bus(
     nats: Option<&str>,
+    auth: &crate::nats_auth::NatsAuth,
     name: &str,
 ) -> anyhow::Result<(Arc<dyn Bus>, Option<async_nats::Client>)> {
     let Some(url) = nats else {
@@ -244,6 +257,9 @@ pub(crate) async fn connect_bus(
     };
     let options = async_nats::ConnectOptions::new()
         .name(name)
+        // Each role reads replies under its own prefix, so NATS permissions can keep every
+        // other role from reading them (ops/nats/herald-permissions.conf).
+        .custom_inbox_prefix(format!("_INBOX.{name}"))
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
         .event_callback(|event| async move {
@@ -257,16 +273,8 @@ pub(crate) async fn connect_bus(
         });
     // A cluster is given as a comma-separated list; the client also learns the other
     // servers from the one it reaches, but a list lets it start while some are down.
-    let servers: Vec<&str> = url
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let client = options
-        .connect(servers)
-        .await
-        .with_context(|| format!("cannot reach NATS at {url}"))?;
-    tracing::info!(%url, "connected to NATS");
+    let client = crate::nats_auth::connect(url, auth, options).await?;
+    tracing::info!(url = %crate::nats_auth::redact(url), "connected to NATS");
     Ok((Arc::new(NatsBus::new(client.clone())), Some(client)))
 }
 

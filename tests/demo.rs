@@ -24,7 +24,7 @@ async fn a_local_serve_warns_and_its_tokens_grant_no_private_channel_for_long() 
     let mut args = vec!["serve".to_string()];
     args.extend(common_args(None));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (_herald, address) = herald_logging_to(&refs, log.reopen().expect("log"));
+    let (_herald, address) = herald_with(&refs, &[], log.reopen().expect("log"));
     let base = address.expect("address");
 
     let token = demo_token(&base, "alice").await;
