@@ -44,6 +44,13 @@ enum Command {
     },
     /// Reads a secret on stdin and prints its argon2id hash, for API keys and the users file.
     Passwd,
+    /// Makes an NKey to log in to NATS with: writes its seed to SEED_FILE (for --nats-nkey,
+    /// readable only by you) and prints the public key for the NATS server's configuration.
+    Nkey {
+        /// Where to write the seed; the file must not exist yet.
+        #[arg(value_name = "SEED_FILE")]
+        seed_file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +122,10 @@ fn main() -> std::process::ExitCode {
                 }
             },
             Command::Passwd => roles::passwd(),
+            Command::Nkey { seed_file } => {
+                println!("{}", nats_auth::new_nkey(&seed_file)?);
+                Ok(())
+            }
         }
     });
     match result {

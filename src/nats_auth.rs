@@ -248,6 +248,25 @@ fn explain(e: &async_nats::ConnectError, shown: &str, credential: &str) -> anyho
     }
 }
 
+/// `herald nkey`: makes a user NKey, writes its seed to `path` (a new file only its owner can
+/// read) and returns the public key, which goes in the NATS server's configuration.
+pub fn new_nkey(path: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    let pair = nkeys::KeyPair::new_user();
+    let seed = pair
+        .seed()
+        .map_err(|e| anyhow::anyhow!("cannot make an NKey: {e}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    writeln!(file, "{seed}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(pair.public_key())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! Herald on a secured NATS: TLS with a private CA, a user per role with the permissions that
-//! `ops/nats/herald-permissions.conf` ships. The roles work end to end with nothing refused, a
+//! `ops/nats/herald-permissions.conf` ships (the dispatcher's an NKey made by `herald nkey`). The roles work end to end with nothing refused, a
 //! wrong password stops a role at startup with a message that names the user but not the
 //! password, and each role's credentials cannot do another role's part.
 
@@ -12,7 +12,6 @@ use support::*;
 
 /// Passwords of the per-role users.
 const GATEWAY_PASSWORD: &str = "gateway-pass-9f2c";
-const DISPATCHER_PASSWORD: &str = "dispatcher-pass-41ab";
 const ADAPTER_PASSWORD: &str = "adapter-pass-77d0";
 
 /// A nats-server requiring TLS and a user per role, with its CA and log.
@@ -35,6 +34,13 @@ impl SecuredNats {
         .expect("copy the shipped permissions");
         let port = free_port();
         let path = |name: &str| dir.path().join(name).display().to_string();
+        // The dispatcher logs in with an NKey: the server holds only its public key.
+        let nkey = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["nkey", &path("dispatcher.nk")])
+            .output()
+            .expect("run herald nkey");
+        assert!(nkey.status.success(), "herald nkey failed");
+        let dispatcher_nkey = String::from_utf8_lossy(&nkey.stdout).trim().to_string();
         let config = format!(
             r#"
 listen: "127.0.0.1:{port}"
@@ -45,7 +51,7 @@ include ./herald-permissions.conf
 authorization {{
   users = [
     {{ user: gateway, password: "{GATEWAY_PASSWORD}", permissions: $HERALD_GATEWAY }}
-    {{ user: dispatcher, password: "{DISPATCHER_PASSWORD}", permissions: $HERALD_DISPATCHER }}
+    {{ nkey: "{dispatcher_nkey}", permissions: $HERALD_DISPATCHER }}
     {{ user: adapter, password: "{ADAPTER_PASSWORD}", permissions: $HERALD_ADAPTER }}
   ]
 }}
@@ -67,6 +73,11 @@ authorization {{
         self.dir.path().join("ca.pem").display().to_string()
     }
 
+    /// The dispatcher's NKey seed file.
+    fn dispatcher_seed(&self) -> String {
+        self.dir.path().join("dispatcher.nk").display().to_string()
+    }
+
     /// The server's URL with `user:password@` in it.
     fn url_as(&self, user: &str, password: &str) -> String {
         format!("tls://{user}:{password}@127.0.0.1:{}", self.nats.port)
@@ -76,19 +87,11 @@ authorization {{
         std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
-    /// A plain client logged in as `user`, trusting the test CA; every server error it gets
-    /// (permission violations) comes out of the returned channel.
-    async fn client(
-        &self,
-        user: &str,
-        password: &str,
-    ) -> (
-        async_nats::Client,
-        tokio::sync::mpsc::UnboundedReceiver<String>,
-    ) {
+    /// A plain client logged in with `login`, trusting the test CA; every server error it
+    /// gets (permission violations) comes out of the returned channel.
+    async fn client(&self, login: async_nats::ConnectOptions) -> (async_nats::Client, Errors) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let client = async_nats::ConnectOptions::new()
-            .user_and_password(user.into(), password.into())
+        let client = login
             .add_root_certificates(PathBuf::from(self.ca()))
             .require_tls(true)
             .event_callback(move |event| {
@@ -106,6 +109,19 @@ authorization {{
     }
 }
 
+/// Server errors a test client received.
+type Errors = tokio::sync::mpsc::UnboundedReceiver<String>;
+
+/// Command-line arguments from one line of words.
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// The strings of `args`, as the harness takes them.
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new("openssl")
         .args(args)
@@ -121,104 +137,55 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it.
 fn make_certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=herald-test-ca"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    openssl(dir, &csr);
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     std::fs::write(
         dir.join("san.ext"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
     )
     .expect("write san.ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "2",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
+    for line in [
+        format!("req -x509 -days 2 -subj /CN=herald-test-ca {ec} -keyout ca.key -out ca.pem"),
+        format!("req -subj /CN=localhost {ec} -keyout server.key -out server.csr"),
+        "x509 -req -days 2 -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+         -extfile san.ext -out server.pem"
+            .to_string(),
+    ] {
+        openssl(dir, &refs(&words(&line)));
+    }
 }
 
 #[tokio::test]
 async fn every_role_works_on_nats_with_tls_and_a_user_each() {
     let nats = SecuredNats::start();
-    let ca = nats.ca();
-    let plain_url = format!("nats://127.0.0.1:{}", nats.nats.port);
+    let (ca, port, seed) = (nats.ca(), nats.nats.port, nats.dispatcher_seed());
     let log = tempfile::NamedTempFile::new().expect("log file");
     let stderr = || log.reopen().expect("log");
-    // Credentials three ways: flags, environment, and in the URL.
-    let (_dispatcher, _) = herald_with(
-        &[
-            "dispatcher",
-            "--nats",
-            &plain_url,
-            "--nats-user",
-            "dispatcher",
-            "--nats-password",
-            DISPATCHER_PASSWORD,
-            "--nats-tls-ca",
-            &ca,
-            "--jwt-secret",
-            SECRET,
-        ],
-        &[("HERALD_LOG", "info")],
-        stderr(),
-    );
-    let start_gateway = || {
-        herald_with(
-            &[
-                "gateway",
-                "--nats",
-                &plain_url,
-                "--listen",
-                "127.0.0.1:0",
-                "--jwt-secret",
-                SECRET,
-            ],
-            &[
-                ("HERALD_NATS_USER", "gateway"),
-                ("HERALD_NATS_PASSWORD", GATEWAY_PASSWORD),
-                ("HERALD_NATS_TLS_CA", &ca),
-                ("HERALD_LOG", "info"),
-            ],
-            stderr(),
-        )
-    };
-    let (_gateway, gateway) = start_gateway();
-    let (_other_gateway, other_gateway) = start_gateway();
-    let mut args = vec!["adapter".to_string(), "rest".to_string()];
-    args.extend(common_args(Some(&nats.url_as("adapter", ADAPTER_PASSWORD))));
-    args.extend(["--nats-tls-ca".to_string(), ca.clone()]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (_rest, rest) = herald_with(&refs, &[("HERALD_LOG", "info")], stderr());
+    let info = [("HERALD_LOG", "info")];
+    // Credentials three ways: an NKey seed file, a user and password in the environment, and
+    // in the URL.
+    let dispatcher = words(&format!(
+        "dispatcher --nats nats://127.0.0.1:{port} --nats-nkey {seed} --nats-tls-ca {ca} \
+         --jwt-secret {SECRET}"
+    ));
+    let (_dispatcher, _) = herald_with(&refs(&dispatcher), &info, stderr());
+    let gateway = words(&format!(
+        "gateway --nats nats://127.0.0.1:{port} --listen 127.0.0.1:0 --jwt-secret {SECRET}"
+    ));
+    let gateway_env = [
+        ("HERALD_NATS_USER", "gateway"),
+        ("HERALD_NATS_PASSWORD", GATEWAY_PASSWORD),
+        ("HERALD_NATS_TLS_CA", &ca),
+        ("HERALD_LOG", "info"),
+    ];
+    let (_gateway, first) = herald_with(&refs(&gateway), &gateway_env, stderr());
+    let (_other_gateway, other) = herald_with(&refs(&gateway), &gateway_env, stderr());
+    let mut rest = words(&format!("adapter rest --nats-tls-ca {ca}"));
+    rest.extend(common_args(Some(&nats.url_as("adapter", ADAPTER_PASSWORD))));
+    let (_rest, rest) = herald_with(&refs(&rest), &info, stderr());
     let rest = Rest::new(&rest.expect("rest address"));
-    let gateway = gateway.expect("gateway address");
+    let (first, other) = (first.expect("address"), other.expect("address"));
 
-    let mut alice = Ws::user(&ws_url(&gateway), "alice", &["room"]).await;
+    let mut alice = Ws::user(&ws_url(&first), "alice", &["room"]).await;
     let id = rest
         .notify("MSG", json!({"channels": ["room"]}), json!({"n": 1}))
         .await;
@@ -230,17 +197,12 @@ async fn every_role_works_on_nats_with_tls_and_a_user_each() {
         .post("/v1/tokens", json!({"user": "bob", "once": true}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let mut bob = Ws::connect(&ws_url(&gateway)).await;
-    assert_eq!(
-        bob.ident(body["token"].as_str().expect("token")).await["type"],
-        "ok"
-    );
+    let mut bob = Ws::connect(&ws_url(&first)).await;
+    let once = body["token"].as_str().expect("token");
+    assert_eq!(bob.ident(once).await["type"], "ok");
     // An SSE POST to another gateway is forwarded over herald.gw.<id>.sse.
-    let sse = Sse::open(&gateway).await;
-    let other_gateway = other_gateway.expect("other gateway address");
-    let pong = sse
-        .post(&other_gateway, json!({"type": "ping", "id": 1}))
-        .await;
+    let sse = Sse::open(&first).await;
+    let pong = sse.post(&other, json!({"type": "ping", "id": 1})).await;
     assert_eq!(pong["type"], "pong", "{pong}");
 
     let server_log = nats.log();
@@ -251,10 +213,11 @@ async fn every_role_works_on_nats_with_tls_and_a_user_each() {
     );
     let herald_log = std::fs::read_to_string(log.path()).expect("herald log");
     assert!(herald_log.contains("connected to NATS"), "{herald_log}");
-    for password in [GATEWAY_PASSWORD, DISPATCHER_PASSWORD, ADAPTER_PASSWORD] {
+    let seed = std::fs::read_to_string(&seed).expect("seed");
+    for secret in [GATEWAY_PASSWORD, ADAPTER_PASSWORD, seed.trim()] {
         assert!(
-            !herald_log.contains(password),
-            "a password was logged:\n{herald_log}"
+            !herald_log.contains(secret),
+            "a secret was logged:\n{herald_log}"
         );
     }
     assert!(herald_log.contains("tls://adapter:***@"), "{herald_log}");
@@ -265,44 +228,37 @@ async fn a_wrong_password_stops_a_role_at_startup_without_showing_it() {
     let nats = SecuredNats::start();
     let ca = nats.ca();
     let wrong = "not-the-password-5e1";
-    let log = herald_refuses(&[
-        "dispatcher",
-        "--nats",
-        &nats.url_as("dispatcher", wrong),
-        "--nats-tls-ca",
-        &ca,
-        "--jwt-secret",
-        SECRET,
-    ]);
+    let gateway = |url: &str, tls: &str| {
+        words(&format!(
+            "gateway --nats {url} {tls} --jwt-secret {SECRET} --listen 127.0.0.1:0"
+        ))
+    };
+    let log = herald_refuses(&refs(&gateway(
+        &nats.url_as("gateway", wrong),
+        &format!("--nats-tls-ca {ca}"),
+    )));
     assert!(
-        log.contains("refused to log in with user \"dispatcher\"")
+        log.contains("refused to log in with user \"gateway\"")
             && log.to_lowercase().contains("authorization violation"),
         "{log}"
     );
     assert!(!log.contains(wrong), "the password was shown: {log}");
-    assert!(log.contains("tls://dispatcher:***@127.0.0.1"), "{log}");
+    assert!(log.contains("tls://gateway:***@127.0.0.1"), "{log}");
 
-    let log = herald_refuses(&[
-        "dispatcher",
-        "--nats",
-        &nats.url_as("dispatcher", DISPATCHER_PASSWORD),
-        "--jwt-secret",
-        SECRET,
-    ]);
+    // Without the CA, the server's certificate is refused, and said so.
+    let log = herald_refuses(&refs(&gateway(
+        &nats.url_as("gateway", GATEWAY_PASSWORD),
+        "",
+    )));
     assert!(
-        log.contains("TLS") && !log.contains(DISPATCHER_PASSWORD),
+        log.contains("TLS") && !log.contains(GATEWAY_PASSWORD),
         "{log}"
     );
 
-    let log = herald_refuses(&[
-        "dispatcher",
-        "--nats",
+    let log = herald_refuses(&refs(&gateway(
         &nats.nats.url,
-        "--nats-nkey",
-        "/nonexistent/seed",
-        "--jwt-secret",
-        SECRET,
-    ]);
+        "--nats-nkey /nonexistent/seed",
+    )));
     assert!(
         log.contains("cannot read --nats-nkey /nonexistent/seed"),
         "{log}"
@@ -310,7 +266,7 @@ async fn a_wrong_password_stops_a_role_at_startup_without_showing_it() {
 }
 
 /// Waits for the server to refuse something on `errors`; returns what it said.
-async fn refusal(errors: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+async fn refusal(errors: &mut Errors) -> String {
     tokio::time::timeout(DEADLINE, errors.recv())
         .await
         .expect("the server refuses within the deadline")
@@ -321,10 +277,18 @@ async fn refusal(errors: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> S
 #[tokio::test]
 async fn each_role_can_do_only_its_own_part() {
     let nats = SecuredNats::start();
-    let (gateway, mut gateway_errors) = nats.client("gateway", GATEWAY_PASSWORD).await;
-    let (adapter, mut adapter_errors) = nats.client("adapter", ADAPTER_PASSWORD).await;
-    let (dispatcher, _) = nats.client("dispatcher", DISPATCHER_PASSWORD).await;
-    let mut deliveries = dispatcher
+    let login = |user: &str, password: &str| {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+    };
+    let (gateway, mut gateway_errors) = nats.client(login("gateway", GATEWAY_PASSWORD)).await;
+    let (adapter, mut adapter_errors) = nats.client(login("adapter", ADAPTER_PASSWORD)).await;
+    let seed = std::fs::read_to_string(nats.dispatcher_seed()).expect("seed");
+    let (dispatcher, _) = nats
+        .client(async_nats::ConnectOptions::with_nkey(
+            seed.trim().to_string(),
+        ))
+        .await;
+    let mut notifies = dispatcher
         .subscribe("herald.notify")
         .await
         .expect("a dispatcher may read notify");
@@ -378,13 +342,13 @@ async fn each_role_can_do_only_its_own_part() {
             "{subject}: {error}"
         );
     }
-    // What it may do goes through: the only message the dispatcher saw is the adapter's.
+    // What it may do goes through: the only notify the dispatcher saw is the adapter's.
     adapter
         .publish("herald.notify", "real".into())
         .await
         .expect("publish");
     adapter.flush().await.expect("flush");
-    let message = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut deliveries))
+    let message = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut notifies))
         .await
         .expect("the adapter's notify arrives")
         .expect("subscription open");
