@@ -1,7 +1,8 @@
-//! Herald on a secured NATS: TLS with a private CA, a user per role with the permissions that
-//! `ops/nats/herald-permissions.conf` ships (the dispatcher's an NKey made by `herald nkey`). The roles work end to end with nothing refused, a
-//! wrong password stops a role at startup with a message that names the user but not the
-//! password, and each role's credentials cannot do another role's part.
+//! Herald on a secured NATS: TLS with a private CA and a user per role, configured by the
+//! files `ops/nats/` ships (`herald-users.conf` with its placeholders filled in, which includes
+//! `herald-permissions.conf`). The roles work end to end with nothing refused, a wrong
+//! password stops a role at startup with a message that names the user but not the password,
+//! and each role's credentials cannot do another role's part.
 
 mod support;
 
@@ -24,37 +25,45 @@ impl SecuredNats {
     fn start() -> SecuredNats {
         let dir = tempfile::tempdir().expect("tempdir");
         make_certificates(dir.path());
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/nats/");
         std::fs::copy(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/ops/nats/herald-permissions.conf"
-            ),
+            format!("{shipped}herald-permissions.conf"),
             dir.path().join("herald-permissions.conf"),
         )
         .expect("copy the shipped permissions");
-        let port = free_port();
         let path = |name: &str| dir.path().join(name).display().to_string();
-        // The dispatcher logs in with an NKey: the server holds only its public key.
+        // The dispatcher logs in with an NKey, as shipped: the server holds only its public
+        // key. The gateway and the adapter log in with a password instead.
         let nkey = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(["nkey", &path("dispatcher.nk")])
             .output()
             .expect("run herald nkey");
         assert!(nkey.status.success(), "herald nkey failed");
         let dispatcher_nkey = String::from_utf8_lossy(&nkey.stdout).trim().to_string();
+        let users = std::fs::read_to_string(format!("{shipped}herald-users.conf"))
+            .expect("read the shipped users")
+            .replace(
+                "nkey: REPLACE_WITH_GATEWAY_PUBLIC_NKEY",
+                &format!("user: gateway, password: \"{GATEWAY_PASSWORD}\""),
+            )
+            .replace(
+                "nkey: REPLACE_WITH_ADAPTER_PUBLIC_NKEY",
+                &format!("user: adapter, password: \"{ADAPTER_PASSWORD}\""),
+            )
+            .replace("REPLACE_WITH_DISPATCHER_PUBLIC_NKEY", &dispatcher_nkey);
+        assert!(
+            !users.contains("REPLACE"),
+            "a placeholder the test does not know: {users}"
+        );
+        std::fs::write(dir.path().join("herald-users.conf"), users).expect("write users");
+        let port = free_port();
         let config = format!(
             r#"
 listen: "127.0.0.1:{port}"
 log_file: "{log}"
 jetstream {{ store_dir: "{store}" }}
 tls {{ cert_file: "{cert}", key_file: "{key}", timeout: 5 }}
-include ./herald-permissions.conf
-authorization {{
-  users = [
-    {{ user: gateway, password: "{GATEWAY_PASSWORD}", permissions: $HERALD_GATEWAY }}
-    {{ nkey: "{dispatcher_nkey}", permissions: $HERALD_DISPATCHER }}
-    {{ user: adapter, password: "{ADAPTER_PASSWORD}", permissions: $HERALD_ADAPTER }}
-  ]
-}}
+include ./herald-users.conf
 "#,
             log = path("nats.log"),
             store = path("jetstream"),
