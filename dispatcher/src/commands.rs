@@ -62,16 +62,7 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
             channel,
         } => {
             let conn = conn_id(&conn)?;
-            herald_core::names::check_name("channel", &channel)?;
-            if token::is_private(&channel) && !token::grants_allow(&grants, &channel) {
-                return Err(HeraldError::new(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "channel {channel:?} is private and your token does not grant it; \
-                         ask the backend for a token whose `channels` match it"
-                    ),
-                ));
-            }
+            check_channel_grant(&grants, &channel)?;
             context
                 .presence
                 .joined(&conn, &user, &channel)
@@ -127,7 +118,34 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
             crate::liveness::reap(context, &gateway, "gateway_stopped").await;
             Ok(CommandReply::Done)
         }
+        GatewayCommand::Authorize { auth, channel } => {
+            herald_core::names::check_name("channel", &channel)?;
+            let (user, grants) = match authenticate(context, auth).await {
+                Ok(identity) => identity,
+                Err(e) => {
+                    context.idents_failed.inc();
+                    return Err(e);
+                }
+            };
+            check_channel_grant(&grants, &channel)?;
+            Ok(CommandReply::Identified { user, grants })
+        }
     }
+}
+
+/// A valid channel name the `grants` allow: `private-*` channels need a matching grant.
+fn check_channel_grant(grants: &[String], channel: &str) -> Result<(), HeraldError> {
+    herald_core::names::check_name("channel", channel)?;
+    if token::is_private(channel) && !token::grants_allow(grants, channel) {
+        return Err(HeraldError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "channel {channel:?} is private and your token does not grant it; \
+                 ask the backend for a token whose `channels` match it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Publishes that a connection went away, for anyone watching presence.

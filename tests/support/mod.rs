@@ -210,14 +210,25 @@ impl Nats {
 
 /// Starts `herald <args>`; for roles that listen, returns the address they printed.
 pub fn herald(args: &[&str]) -> (Process, Option<String>) {
+    herald_with(args, &[], Stdio::inherit())
+}
+
+/// [`herald`] with environment variables `env` added (they win over the test's own) and its
+/// log (stderr) sent to `stderr`, e.g. a file a test reads.
+pub fn herald_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: impl Into<Stdio>,
+) -> (Process, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(args)
         .env(
             "HERALD_LOG",
             std::env::var("HERALD_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start herald");
     let stdout = child.stdout.take().expect("stdout");
@@ -687,4 +698,66 @@ pub async fn post_sse_frame(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// Runs `herald <args>` that must fail to start: waits for it to exit within the deadline and
+/// returns its log (stderr).
+pub fn herald_refuses(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start herald");
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("herald {args:?} kept running; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+    }
+    assert!(
+        !status.success(),
+        "herald {args:?} exited successfully: {log}"
+    );
+    log
+}
+
+impl Nats {
+    /// A nats-server on `port` run with the configuration file `config` (which says where it
+    /// listens, logs and stores); waits until it accepts connections.
+    pub fn with_config(config: &std::path::Path, port: u16) -> Nats {
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "nats-server -c {config:?} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            process: Process {
+                child,
+                name: "nats-server".into(),
+            },
+            _store: tempfile::tempdir().expect("tempdir"),
+        }
+    }
 }
