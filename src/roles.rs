@@ -228,6 +228,7 @@ pub(crate) async fn connect_bus(
     let options = async_nats::ConnectOptions::new()
         .name(name)
         .max_reconnects(None)
+        .reconnect_delay_callback(NatsBus::reconnect_delay)
         .connection_timeout(Duration::from_secs(5))
         .event_callback(|event| async move {
             match event {

@@ -8,6 +8,7 @@
 //! - `outbox`: each connection's bounded send queue and its slow-consumer policy.
 //! - `ws` and `sse`: the two transports.
 //! - `delivery`: events and control messages from the bus, fanned out to connections.
+//! - `recent`: ids of recently delivered events, so a copy sent again is dropped.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
 //!
@@ -20,6 +21,7 @@ mod delivery;
 pub mod demo;
 mod heartbeat;
 mod outbox;
+mod recent;
 pub mod registry;
 mod session;
 mod sse;
@@ -59,7 +61,7 @@ impl Default for GatewayConfig {
             outbox_capacity: 1024,
             command_timeout: Duration::from_secs(5),
             max_failed_idents: 5,
-            liveness_interval: Duration::from_secs(5),
+            liveness_interval: Duration::from_secs(1),
         }
     }
 }
