@@ -7,10 +7,11 @@
 //! disconnected. Several dispatchers may do this for the same gateway; every step is
 //! idempotent.
 //!
-//! Silence only counts while KV could be read: after a failed reading (a NATS node lost, a
-//! leader being elected) every gateway gets a fresh timeout, because its heartbeats may have
-//! failed for the same reason. So a degraded cluster delays reaping; it never reaps a live
-//! gateway.
+//! Silence only counts while KV takes writes and answers reads: each round first writes a
+//! probe key, and after a failed write or reading (a NATS node lost, a leader being elected,
+//! during which listings may still answer while every write fails) every gateway gets a fresh
+//! timeout, because its heartbeats failed for the same reason. So a degraded cluster delays
+//! reaping; it never reaps a live gateway.
 
 use crate::commands::announce;
 use crate::Context;
@@ -29,6 +30,11 @@ pub(crate) async fn run(context: Arc<Context>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if let Err(e) = context.presence.probe_writable().await {
+            tracing::warn!(error = %e, "KV takes no writes; gateway heartbeats cannot land");
+            kv_failed = true;
+            continue;
         }
         let gateways = match context.presence.gateways().await {
             Ok(gateways) => gateways,
