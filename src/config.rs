@@ -50,11 +50,11 @@ pub struct Options {
     /// (default 1024).
     #[arg(long, env = "HERALD_OUTBOX_CAPACITY", value_name = "FRAMES")]
     pub outbox_capacity: Option<usize>,
-    /// How often a gateway reports it is alive, in milliseconds (default 5000).
+    /// How often a gateway reports it is alive, in milliseconds (default 1000).
     #[arg(long, env = "HERALD_LIVENESS_INTERVAL_MS", value_name = "MS")]
     pub liveness_interval_ms: Option<u64>,
     /// A gateway silent this long, in milliseconds, is declared dead and its connections
-    /// removed (default 15000).
+    /// removed (default 3000).
     #[arg(long, env = "HERALD_GATEWAY_TIMEOUT_MS", value_name = "MS")]
     pub gateway_timeout_ms: Option<u64>,
     /// Replicas of Herald's JetStream KV buckets when this process creates them (default 1;
@@ -402,13 +402,13 @@ impl Options {
             liveness_interval: millis(
                 self.liveness_interval_ms,
                 file.liveness_interval_ms,
-                5_000,
+                1_000,
                 "liveness-interval-ms",
             )?,
             gateway_timeout: millis(
                 self.gateway_timeout_ms,
                 file.gateway_timeout_ms,
-                15_000,
+                3_000,
                 "gateway-timeout-ms",
             )?,
             kv_replicas: match self.kv_replicas.or(file.kv_replicas).unwrap_or(1) {
@@ -496,7 +496,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.max_payload_bytes, 20);
         assert_eq!(settings.heartbeat, Duration::from_millis(1000));
-        assert_eq!(settings.gateway_timeout, Duration::from_millis(15_000));
+        assert_eq!(settings.gateway_timeout, Duration::from_millis(3_000));
 
         std::fs::write(&path, "heartbeat = 1\n").unwrap();
         let error = Options {

@@ -318,6 +318,7 @@ pub(crate) async fn connect_bus(
         // other role from reading them (ops/nats/herald-permissions.conf).
         .custom_inbox_prefix(format!("_INBOX.{name}"))
         .max_reconnects(None)
+        .reconnect_delay_callback(NatsBus::reconnect_delay)
         .connection_timeout(Duration::from_secs(5))
         .event_callback(|event| async move {
             match event {

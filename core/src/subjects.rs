@@ -156,6 +156,10 @@ pub const ALL_CHANNELS_FILTER: &str = "chan.*.*.*";
 /// Filter matching every gateway heartbeat.
 pub const ALL_GATEWAYS_FILTER: &str = "gw.*";
 
+/// KV key every dispatcher writes before judging heartbeats: a failed write means heartbeats
+/// may be failing too, so their silence says nothing.
+pub const LIVENESS_PROBE_KEY: &str = "probe.liveness";
+
 /// Filters matching everything a gateway's connections left in KV.
 pub fn gateway_filters(gateway: &str) -> [String; 3] {
     [

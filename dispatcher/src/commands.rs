@@ -40,7 +40,7 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
     match command {
         GatewayCommand::Ident { conn, auth } => {
             let conn = conn_id(&conn)?;
-            let (user, grants) = match authenticate(context, auth).await {
+            let (user, grants) = match authenticate(context, &conn, auth).await {
                 Ok(identity) => identity,
                 Err(e) => {
                     context.idents_failed.inc();
@@ -161,6 +161,7 @@ pub(crate) async fn announce(context: &Context, conn: String, user: String, reas
 
 async fn authenticate(
     context: &Context,
+    conn: &ConnId,
     auth: IdentAuth,
 ) -> Result<(String, Vec<String>), HeraldError> {
     match auth {
@@ -174,12 +175,24 @@ async fn authenticate(
                         "one-time token lacks a valid `jti`",
                     ));
                 }
+                // The token remembers the connection that spent it, so the same ident sent
+                // again (its answer was lost with a dispatcher) still succeeds.
+                let key = format!("once.{jti}");
+                let spender = Bytes::from(conn.to_string());
                 let first_use = context
                     .spent_tokens
-                    .create(&format!("once.{jti}"), Bytes::new())
+                    .create(&key, spender.clone())
                     .await
                     .map_err(kv_down)?;
-                if !first_use {
+                let same_connection = || async {
+                    context
+                        .spent_tokens
+                        .get(&key)
+                        .await
+                        .map_err(kv_down)
+                        .map(|spent| spent.as_ref() == Some(&spender))
+                };
+                if !first_use && !same_connection().await? {
                     return Err(HeraldError::new(
                         ErrorCode::Unauthorized,
                         "one-time token already used; ask the backend for a new one",

@@ -37,6 +37,13 @@ impl Presence {
             .await
     }
 
+    /// Writes the liveness probe key: whether KV takes writes now (heartbeats are writes).
+    pub async fn probe_writable(&self) -> Result<(), KvError> {
+        self.kv
+            .put(subjects::LIVENESS_PROBE_KEY, Bytes::from_static(b"1"))
+            .await
+    }
+
     /// Records that `conn` is identified as `user`.
     pub async fn identified(&self, conn: &ConnId, user: &str) -> Result<(), KvError> {
         let value = Bytes::from(user.to_string());

@@ -9,6 +9,7 @@
 //! - `ws` and `sse`: the two transports.
 //! - `http_error`: every HTTP error as a JSON `error` frame, axum's refusals included.
 //! - `delivery`: events and control messages from the bus, fanned out to connections.
+//! - `recent`: ids of recently delivered events, so a copy sent again is dropped.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
 //!
@@ -22,6 +23,7 @@ pub mod demo;
 mod heartbeat;
 mod http_error;
 mod outbox;
+mod recent;
 pub mod registry;
 mod session;
 mod sse;
@@ -64,7 +66,7 @@ impl Default for GatewayConfig {
             command_timeout: Duration::from_secs(5),
             max_failed_idents: 5,
             auth_limit: AuthLimiter::default(),
-            liveness_interval: Duration::from_secs(5),
+            liveness_interval: Duration::from_secs(1),
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::Shared;
 use bytes::Bytes;
-use herald_core::bus::BusError;
+use herald_core::bus::{failover, BusError};
 use herald_core::messages::{CommandReply, GatewayCommand};
 use herald_core::protocol::client_frames::ClientFrame;
 use herald_core::protocol::server_frames::ServerFrame;
@@ -271,12 +271,15 @@ pub(crate) async fn request(
     subject: &str,
     command: &GatewayCommand,
 ) -> Result<CommandReply, HeraldError> {
-    let body = serde_json::to_vec(command).map_err(HeraldError::internal)?;
-    let reply = shared
-        .bus
-        .request(subject, Bytes::from(body), shared.config.command_timeout)
-        .await
-        .map_err(bus_error)?;
+    let body = Bytes::from(serde_json::to_vec(command).map_err(HeraldError::internal)?);
+    let budget = shared.config.command_timeout;
+    // A dispatcher that dies with the command costs a short attempt, not the whole budget.
+    let reply = if command.may_repeat() {
+        failover::request(shared.bus.as_ref(), subject, body, budget).await
+    } else {
+        shared.bus.request(subject, body, budget).await
+    }
+    .map_err(bus_error)?;
     match serde_json::from_slice::<CommandReply>(&reply) {
         Ok(CommandReply::Failed { error }) => Err(error),
         Ok(reply) => Ok(reply),

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use herald_core::bus::failover;
 use herald_core::messages::{Query, QueryReply};
 use herald_core::names::check_name;
 use herald_core::protocol::notify::{Notify, Targets};
@@ -212,15 +213,15 @@ async fn tokens(
 
 async fn query(state: &RestState, query: Query) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(&query).map_err(HeraldError::internal)?;
-    let reply = state
-        .bus
-        .request(
-            subjects::QUERY,
-            Bytes::from(body),
-            crate::publish::ACCEPT_TIMEOUT,
-        )
-        .await
-        .map_err(|e| HeraldError::unavailable(format!("no dispatcher answered, retry: {e}")))?;
+    // Every query is safe to repeat; a dispatcher that dies with one costs a short attempt.
+    let reply = failover::request(
+        state.bus.as_ref(),
+        subjects::QUERY,
+        Bytes::from(body),
+        crate::publish::ACCEPT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| HeraldError::unavailable(format!("no dispatcher answered, retry: {e}")))?;
     match serde_json::from_slice::<QueryReply>(&reply) {
         Ok(QueryReply::Answer { body }) => Ok(Json(body).into_response()),
         Ok(QueryReply::Failed { error }) => Err(error.into()),
