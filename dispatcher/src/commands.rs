@@ -120,7 +120,10 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
         }
         GatewayCommand::Authorize { auth, channel } => {
             herald_core::names::check_name("channel", &channel)?;
-            let (user, grants) = match authenticate(context, auth).await {
+            // Not a connection: a fresh id as the spender, so a one-time token is never
+            // accepted here twice.
+            let spender = ConnId::random("authorize");
+            let (user, grants) = match authenticate(context, &spender, auth).await {
                 Ok(identity) => identity,
                 Err(e) => {
                     context.idents_failed.inc();

@@ -18,7 +18,7 @@ use herald_core::messages::{Query, QueryReply};
 use herald_core::names::check_name;
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::token::{self, Claims};
-use herald_core::{subjects, HeraldError};
+use herald_core::{subjects, ErrorCode, HeraldError};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
