@@ -873,7 +873,7 @@ async fn http_errors_are_json(h: &Herald) {
         (
             Method::POST,
             "/sse/x-1",
-            vec![b' '; 3 << 20],
+            vec![b' '; 200 << 10],
             413,
             "too_large",
         ),

@@ -248,8 +248,9 @@ pub enum Presence {
 }
 
 /// Gateway → gateway, on [`crate::subjects::gateway_sse`]: an SSE POST for a connection the
-/// receiving gateway holds, answered with an [`SseForwardReply`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// receiving gateway holds, answered with an [`SseForwardReply`]. Its `Debug` hides the secret
+/// and the frame (an `ident` carries credentials), so no log line can carry them.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SseForward {
     /// The connection id.
     pub conn: String,
@@ -258,6 +259,16 @@ pub struct SseForward {
     pub secret: Option<String>,
     /// The client frame, as posted.
     pub frame: String,
+}
+
+impl std::fmt::Debug for SseForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseForward")
+            .field("conn", &self.conn)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("frame_bytes", &self.frame.len())
+            .finish()
+    }
 }
 
 /// Gateway → gateway: the answer to an [`SseForward`].

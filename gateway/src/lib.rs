@@ -161,7 +161,12 @@ impl Gateway {
         axum::Router::new()
             .route("/ws", axum::routing::get(ws::upgrade))
             .route("/sse", axum::routing::get(sse::stream))
-            .route("/sse/{conn}", axum::routing::post(sse::post_frame))
+            .route(
+                "/sse/{conn}",
+                axum::routing::post(sse::post_frame).layer(axum::extract::DefaultBodyLimit::max(
+                    session::hard_frame_limit(&self.shared),
+                )),
+            )
             .method_not_allowed_fallback(http_error::method_not_allowed)
             .with_state(self.shared.clone())
     }

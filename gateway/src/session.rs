@@ -45,6 +45,13 @@ pub(crate) enum Transport {
     Sse,
 }
 
+/// The largest client frame read at all: frames a little over `max_frame_bytes` are read and
+/// answered with `too_large`; far larger ones (over twice the limit) are refused unread (a
+/// WebSocket closes with 1009, an SSE POST gets 413), as reading them would cost memory.
+pub(crate) fn hard_frame_limit(shared: &Shared) -> usize {
+    shared.config.max_frame_bytes * 2 + 4096
+}
+
 /// Opens a connection: registers it under a fresh random id (and, for SSE, with a fresh
 /// secret) and returns it with the receiving end of its outbox.
 pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, OutboxReceiver) {

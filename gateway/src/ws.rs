@@ -30,9 +30,7 @@ pub(crate) async fn upgrade(
 ) -> Result<Response, ErrorReply> {
     let ws = ws?;
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
-    // Frames a little over the limit are read and answered with `too_large`; far larger ones
-    // (over twice the limit) end the connection, as reading them would cost memory.
-    let hard_limit = shared.config.max_frame_bytes * 2 + 4096;
+    let hard_limit = session::hard_frame_limit(&shared);
     Ok(ws
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
