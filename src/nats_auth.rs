@@ -219,11 +219,29 @@ pub async fn connect(
         (None, None) => {}
         _ => bail!("--nats-tls-cert and --nats-tls-key go together"),
     }
+    let tls = auth.tls_ca.is_some()
+        || auth.tls_cert.is_some()
+        || addresses.iter().all(|a| a.tls_required());
+    let remote = addresses.iter().any(|a| !is_loopback(a.host()));
     let credential = used.pop().unwrap_or_else(|| "no credentials".to_string());
-    options
+    let client = options
         .connect(addresses)
         .await
-        .map_err(|e| explain(&e, &shown, &credential))
+        .map_err(|e| explain(&e, &shown, &credential))?;
+    if remote && !tls {
+        tracing::warn!(
+            "NATS at {shown} is reached without TLS: events and credentials cross the network \
+             in the clear; use tls:// or --nats-tls-ca (see ops/README.md)"
+        );
+    }
+    Ok(client)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What to tell the operator when connecting to `shown` with `credential` failed.
