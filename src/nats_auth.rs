@@ -151,8 +151,10 @@ fn read_nkey_seed(path: &Path) -> anyhow::Result<(String, String)> {
         })
 }
 
-/// Connects to the NATS `url` as `name` with `auth` on top of `options`; errors say what to
-/// fix and name the credential used, never its value.
+/// Connects to the NATS `url` (one server or a comma-separated list) with `auth` on top of
+/// `options`; `--nats-user`/`--nats-password` win over credentials in the URL, and any two
+/// other ways to log in are refused. Errors say what to fix and name the credential used,
+/// never its value.
 pub async fn connect(
     url: &str,
     auth: &NatsAuth,
@@ -169,9 +171,6 @@ pub async fn connect(
         }
         (None, None, Some(UrlCredentials::UserPassword(user, password))) => Some((user, password)),
         (None, None, Some(UrlCredentials::Token(token))) => {
-            if auth.token.is_some() {
-                bail!("a NATS token is given both in the --nats URL and --nats-token; keep one");
-            }
             used.push("the token in the --nats URL".to_string());
             options = options.token(token);
             None

@@ -201,7 +201,7 @@ async fn start_gateway(
 fn warn_demo(address: std::net::SocketAddr) {
     tracing::warn!(
         "the demo is on: anyone who can reach http://{address}/demo/token can mint a token for \
-         any user name (valid {} minutes, public channels only); turn it off with --no-demo",
+         any user name (valid {} minutes, no private channel); turn it off with --no-demo",
         herald_gateway::demo::DEMO_TOKEN_TTL_SECS / 60
     );
 }
