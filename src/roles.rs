@@ -268,6 +268,13 @@ pub(crate) async fn connect_bus(
                 async_nats::Event::Disconnected => {
                     tracing::warn!("NATS connection lost; reconnecting")
                 }
+                // Mostly permission violations: this role's NATS user may not do something
+                // Herald needs, which otherwise shows only as timeouts.
+                async_nats::Event::ServerError(e) => tracing::error!(
+                    error = %e,
+                    "NATS refused an operation; check this role's NATS permissions \
+                     (ops/nats/herald-permissions.conf)"
+                ),
                 other => tracing::info!(event = %other, "NATS"),
             }
         });
