@@ -16,6 +16,7 @@ install_missing() {
   command -v javac >/dev/null || packages+=(openjdk-17-jdk-headless)
   command -v node >/dev/null || packages+=(nodejs npm)
   command -v curl >/dev/null || packages+=(curl)
+  command -v openssl >/dev/null || packages+=(openssl) # certificates of tests/nats_security.rs
   if [ ${#packages[@]} -gt 0 ]; then
     say "installing ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -18,7 +18,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// NATS server URL, or a comma-separated list of a cluster's servers; without it `serve`
     /// runs on an embedded in-memory bus.
-    #[arg(long, env = "HERALD_NATS", value_name = "URL")]
+    // Its value stays out of --help: the URL may carry a password.
+    #[arg(long, env = "HERALD_NATS", value_name = "URL", hide_env_values = true)]
     pub nats: Option<String>,
     /// Address to listen on for HTTP (default 127.0.0.1:8080; port 0 picks a free one).
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]

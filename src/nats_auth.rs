@@ -151,8 +151,10 @@ fn read_nkey_seed(path: &Path) -> anyhow::Result<(String, String)> {
         })
 }
 
-/// Connects to the NATS `url` as `name` with `auth` on top of `options`; errors say what to
-/// fix and name the credential used, never its value.
+/// Connects to the NATS `url` (one server or a comma-separated list) with `auth` on top of
+/// `options`; `--nats-user`/`--nats-password` win over credentials in the URL, and any two
+/// other ways to log in are refused. Errors say what to fix and name the credential used,
+/// never its value.
 pub async fn connect(
     url: &str,
     auth: &NatsAuth,
@@ -169,9 +171,6 @@ pub async fn connect(
         }
         (None, None, Some(UrlCredentials::UserPassword(user, password))) => Some((user, password)),
         (None, None, Some(UrlCredentials::Token(token))) => {
-            if auth.token.is_some() {
-                bail!("a NATS token is given both in the --nats URL and --nats-token; keep one");
-            }
             used.push("the token in the --nats URL".to_string());
             options = options.token(token);
             None
@@ -219,11 +218,29 @@ pub async fn connect(
         (None, None) => {}
         _ => bail!("--nats-tls-cert and --nats-tls-key go together"),
     }
+    let tls = auth.tls_ca.is_some()
+        || auth.tls_cert.is_some()
+        || addresses.iter().all(|a| a.tls_required());
+    let remote = addresses.iter().any(|a| !is_loopback(a.host()));
     let credential = used.pop().unwrap_or_else(|| "no credentials".to_string());
-    options
+    let client = options
         .connect(addresses)
         .await
-        .map_err(|e| explain(&e, &shown, &credential))
+        .map_err(|e| explain(&e, &shown, &credential))?;
+    if remote && !tls {
+        tracing::warn!(
+            "NATS at {shown} is reached without TLS: events and credentials cross the network \
+             in the clear; use tls:// or --nats-tls-ca (see ops/README.md)"
+        );
+    }
+    Ok(client)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What to tell the operator when connecting to `shown` with `credential` failed.

@@ -215,7 +215,7 @@ async fn start_gateway(
 fn warn_demo(address: std::net::SocketAddr) {
     tracing::warn!(
         "the demo is on: anyone who can reach http://{address}/demo/token can mint a token for \
-         any user name (valid {} minutes, public channels only); turn it off with --no-demo",
+         any user name (valid {} minutes, no private channel); turn it off with --no-demo",
         herald_gateway::demo::DEMO_TOKEN_TTL_SECS / 60
     );
 }
@@ -326,6 +326,13 @@ pub(crate) async fn connect_bus(
                 async_nats::Event::Disconnected => {
                     tracing::warn!("NATS connection lost; reconnecting")
                 }
+                // Mostly permission violations: this role's NATS user may not do something
+                // Herald needs, which otherwise shows only as timeouts.
+                async_nats::Event::ServerError(e) => tracing::error!(
+                    error = %e,
+                    "NATS refused an operation; check this role's NATS permissions \
+                     (ops/nats/herald-permissions.conf)"
+                ),
                 other => tracing::info!(event = %other, "NATS"),
             }
         });

@@ -50,7 +50,7 @@ async fn a_local_serve_warns_and_its_tokens_grant_no_private_channel_for_long() 
 }
 
 #[tokio::test]
-async fn demo_publish_honours_grants_and_one_time_tokens() {
+async fn demo_publish_needs_a_grant_for_private_channels() {
     let herald = Herald::serve(None, &[]);
     let base = herald.base.as_str();
     let mut hr = Ws::connect(&herald.ws_url).await;
@@ -82,7 +82,12 @@ async fn demo_publish_honours_grants_and_one_time_tokens() {
     assert_eq!(event["payload"]["text"], "bonus");
     assert_eq!(event["payload"]["user"], "boss");
     hr.assert_quiet().await;
+}
 
+#[tokio::test]
+async fn demo_publish_spends_one_time_tokens() {
+    let herald = Herald::serve(None, &[]);
+    let base = herald.base.as_str();
     let (status, body) = herald
         .rest
         .post("/v1/tokens", json!({"user": "once", "once": true}))

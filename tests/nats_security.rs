@@ -367,3 +367,43 @@ async fn each_role_can_do_only_its_own_part() {
         "the gateway's forged notify got through"
     );
 }
+
+#[tokio::test]
+async fn a_token_logs_in_and_a_wrong_one_is_refused_without_being_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("nats.conf");
+    let store = dir.path().join("jetstream");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {store:?} }}\n\
+             authorization {{ token: \"right-token-3c9\" }}\n"
+        ),
+    )
+    .expect("write nats.conf");
+    let nats = Nats::with_config(&config, port);
+    let dispatcher = |extra: &str| {
+        words(&format!(
+            "dispatcher --nats {} {extra} --jwt-secret {SECRET}",
+            nats.url
+        ))
+    };
+    let (_dispatcher, _) = herald(&refs(&dispatcher("--nats-token right-token-3c9")));
+    // The token may also be the user part of the URL.
+    let (_other, _) = herald(&refs(&words(&format!(
+        "dispatcher --nats nats://right-token-3c9@127.0.0.1:{port} --jwt-secret {SECRET}"
+    ))));
+
+    let log = herald_refuses(&refs(&dispatcher("--nats-token wrong-token-81f")));
+    assert!(
+        log.contains("refused to log in with the token of --nats-token")
+            && !log.contains("wrong-token-81f"),
+        "{log}"
+    );
+    let log = herald_refuses(&refs(&dispatcher("")));
+    assert!(
+        log.contains("refused to log in with no credentials"),
+        "{log}"
+    );
+}

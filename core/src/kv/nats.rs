@@ -59,7 +59,8 @@ impl NatsKv {
                 .map_err(|e| {
                     KvError::Unavailable(format!(
                         "cannot create JetStream KV bucket {bucket:?} (is JetStream enabled, \
-                         nats-server -js, version 2.10 or newer?): {e}"
+                         nats-server -js, version 2.10 or newer, and may this NATS user use \
+                         it? see ops/nats/herald-permissions.conf): {e}"
                     ))
                 })?,
         };
