@@ -16,6 +16,9 @@
 #   broadcast  BROADCAST_CONNS connections over the gateways, each receiving BROADCAST_EVENTS
 #              broadcasts
 #   all        fanout latency channels idle ingest
+#   faults     alone: herald-bench starts its own deployments and breaks one part of each
+#              half-way through a steady load (dispatcher, gateway, NATS node, slow reader,
+#              NATS restart); FAULT_ARGS passes flags (e.g. "--scenario gateway --rate 100")
 #
 # Knobs (environment): GATEWAYS (1), SUBS (1000), EVENTS (10000), CONCURRENCY (16),
 # RATES ("25 200"), RATE_SECS (20), LAT_CONCURRENCY (4), CHANNEL_SUBS (1000), CHANNELS (100),
@@ -67,7 +70,8 @@ fi
 for s in "${scenarios[@]}"; do
   case "$s" in
     fanout|latency|channels|idle|ingest|broadcast) ;;
-    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast all)" >&2; exit 2 ;;
+    faults) [ ${#scenarios[@]} -eq 1 ] || { echo "run.sh: run faults alone" >&2; exit 2; } ;;
+    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast all faults)" >&2; exit 2 ;;
   esac
 done
 
@@ -111,6 +115,11 @@ find_nats() {
   echo "$cached"
 }
 nats_server="$(find_nats)"
+
+if [ "${scenarios[*]}" = "faults" ]; then
+  # shellcheck disable=SC2086
+  exec "$bench" faults --herald "$herald" --nats-server "$nats_server" ${FAULT_ARGS:-}
+fi
 
 # ---- deployment ----
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -29,7 +29,7 @@ pub async fn file_tail(settings: Settings) -> anyhow::Result<()> {
     }
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
-    let (bus, _) = connect_bus(Some(nats), "herald-file-tail").await?;
+    let (bus, _) = connect_bus(Some(nats), &settings.nats_auth, "herald-file-tail").await?;
     let tails = FileTail::start(settings.file_tail.clone(), &metrics)?;
     let http = serve_health(&settings, "file-tail", bus.clone(), &metrics, &shutdown).await?;
     announce_running("file-tail");
@@ -48,7 +48,7 @@ pub async fn redis(settings: Settings) -> anyhow::Result<()> {
     config.validate()?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
-    let (bus, _) = connect_bus(Some(nats), "herald-redis").await?;
+    let (bus, _) = connect_bus(Some(nats), &settings.nats_auth, "herald-redis").await?;
     let adapter = RedisAdapter::connect(config, &metrics).await?;
     let http = serve_health(&settings, "redis", bus.clone(), &metrics, &shutdown).await?;
     announce_running("redis");

@@ -50,11 +50,11 @@ pub struct Options {
     /// (default 1024).
     #[arg(long, env = "HERALD_OUTBOX_CAPACITY", value_name = "FRAMES")]
     pub outbox_capacity: Option<usize>,
-    /// How often a gateway reports it is alive, in milliseconds (default 5000).
+    /// How often a gateway reports it is alive, in milliseconds (default 1000).
     #[arg(long, env = "HERALD_LIVENESS_INTERVAL_MS", value_name = "MS")]
     pub liveness_interval_ms: Option<u64>,
     /// A gateway silent this long, in milliseconds, is declared dead and its connections
-    /// removed (default 15000).
+    /// removed (default 3000).
     #[arg(long, env = "HERALD_GATEWAY_TIMEOUT_MS", value_name = "MS")]
     pub gateway_timeout_ms: Option<u64>,
     /// Replicas of Herald's JetStream KV buckets when this process creates them (default 1;
@@ -84,6 +84,42 @@ pub struct Options {
     /// The window of --auth-fail-limit, in seconds (default 60).
     #[arg(long, env = "HERALD_AUTH_FAIL_WINDOW_SECS", value_name = "SECS")]
     pub auth_fail_window_secs: Option<u64>,
+    /// User name to log in to NATS with (with --nats-password); `user:password@` in the
+    /// --nats URL works too.
+    #[arg(long, env = "HERALD_NATS_USER", value_name = "USER")]
+    pub nats_user: Option<String>,
+    /// Password of --nats-user; better in HERALD_NATS_PASSWORD or the TOML file than on a
+    /// command line other local users can read.
+    #[arg(
+        long,
+        env = "HERALD_NATS_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub nats_password: Option<String>,
+    /// Token to log in to NATS with (the server's `authorization { token }`).
+    #[arg(
+        long,
+        env = "HERALD_NATS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub nats_token: Option<String>,
+    /// File holding the NKey seed (SU...) to log in to NATS with.
+    #[arg(long, env = "HERALD_NATS_NKEY", value_name = "SEED_FILE")]
+    pub nats_nkey: Option<PathBuf>,
+    /// NATS credentials file (user JWT and seed, as `nsc` writes) to log in with.
+    #[arg(long, env = "HERALD_NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// PEM file of the CA that signed the NATS servers' certificates; turns TLS on.
+    #[arg(long, env = "HERALD_NATS_TLS_CA", value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// PEM client certificate for NATS servers that verify clients (with --nats-tls-key).
+    #[arg(long, env = "HERALD_NATS_TLS_CERT", value_name = "FILE")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// PEM private key of --nats-tls-cert.
+    #[arg(long, env = "HERALD_NATS_TLS_KEY", value_name = "FILE")]
+    pub nats_tls_key: Option<PathBuf>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -113,6 +149,16 @@ struct FileOptions {
     file_tail: Vec<FileTailConfig>,
     redis_url: Option<String>,
     redis_channel: Option<String>,
+    demo: Option<bool>,
+    demo_public: Option<bool>,
+    nats_user: Option<String>,
+    nats_password: Option<String>,
+    nats_token: Option<String>,
+    nats_nkey: Option<PathBuf>,
+    nats_creds: Option<PathBuf>,
+    nats_tls_ca: Option<PathBuf>,
+    nats_tls_cert: Option<PathBuf>,
+    nats_tls_key: Option<PathBuf>,
 }
 
 /// Flags of `herald adapter file-tail`: one file; several go in the TOML file as `[[file_tail]]`
@@ -176,6 +222,36 @@ impl RedisArgs {
     }
 }
 
+/// Flags of `herald serve` and `herald gateway` about the demo page and its token endpoint.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DemoArgs {
+    /// Serve the demo page and its development-only token endpoint, which mints a token for
+    /// any user name to anyone who reaches it (default: on only for `herald serve` on the
+    /// embedded bus listening on loopback).
+    #[arg(long, env = "HERALD_DEMO", conflicts_with = "no_demo")]
+    pub demo: bool,
+    /// Do not serve the demo.
+    #[arg(long, env = "HERALD_NO_DEMO")]
+    pub no_demo: bool,
+    /// Allow the demo on a listen address other than loopback (it refuses to start there
+    /// otherwise): anyone who reaches it can mint tokens.
+    #[arg(long, env = "HERALD_DEMO_PUBLIC")]
+    pub demo_public: bool,
+}
+
+impl DemoArgs {
+    /// Flags and environment override the TOML file's `demo` and `demo_public`.
+    pub fn apply(self, settings: &mut Settings) {
+        if self.demo {
+            settings.demo = Some(true);
+        }
+        if self.no_demo {
+            settings.demo = Some(false);
+        }
+        settings.demo_public |= self.demo_public;
+    }
+}
+
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -205,6 +281,33 @@ pub struct Settings {
     pub file_tail: Vec<FileTailConfig>,
     pub redis_url: String,
     pub redis_channel: String,
+    /// Whether to serve the demo, when chosen (flag, environment or TOML); see [`Settings::demo_on`].
+    pub demo: Option<bool>,
+    /// Whether the demo may listen on a non-loopback address.
+    pub demo_public: bool,
+    /// How to log in to NATS.
+    pub nats_auth: crate::nats_auth::NatsAuth,
+}
+
+impl Settings {
+    /// Whether the `serve` (`serve == true`) or `gateway` role serves the demo: as chosen, or
+    /// by default only for `herald serve` on the embedded bus listening on loopback. Refuses a
+    /// demo on a non-loopback address unless `demo_public`.
+    pub fn demo_on(&self, serve: bool) -> anyhow::Result<bool> {
+        let loopback = self.listen.ip().is_loopback();
+        let on = self
+            .demo
+            .unwrap_or(serve && self.nats.is_none() && loopback);
+        if on && !loopback && !self.demo_public {
+            bail!(
+                "refusing to serve the demo on {}: its /demo/token endpoint mints a token for \
+                 any user to anyone who reaches it; listen on 127.0.0.1, pass --no-demo, or \
+                 --demo-public if you really mean it",
+                self.listen
+            );
+        }
+        Ok(on)
+    }
 }
 
 impl Options {
@@ -299,13 +402,13 @@ impl Options {
             liveness_interval: millis(
                 self.liveness_interval_ms,
                 file.liveness_interval_ms,
-                5_000,
+                1_000,
                 "liveness-interval-ms",
             )?,
             gateway_timeout: millis(
                 self.gateway_timeout_ms,
                 file.gateway_timeout_ms,
-                15_000,
+                3_000,
                 "gateway-timeout-ms",
             )?,
             kv_replicas: match self.kv_replicas.or(file.kv_replicas).unwrap_or(1) {
@@ -327,6 +430,18 @@ impl Options {
             redis_channel: file
                 .redis_channel
                 .unwrap_or_else(|| herald_adapters::redis::DEFAULT_CHANNEL.to_string()),
+            demo: file.demo,
+            demo_public: file.demo_public.unwrap_or(false),
+            nats_auth: crate::nats_auth::NatsAuth {
+                user: self.nats_user.or(file.nats_user),
+                password: self.nats_password.or(file.nats_password),
+                token: self.nats_token.or(file.nats_token),
+                nkey_file: self.nats_nkey.or(file.nats_nkey),
+                creds_file: self.nats_creds.or(file.nats_creds),
+                tls_ca: self.nats_tls_ca.or(file.nats_tls_ca),
+                tls_cert: self.nats_tls_cert.or(file.nats_tls_cert),
+                tls_key: self.nats_tls_key.or(file.nats_tls_key),
+            },
         })
     }
 }
@@ -381,7 +496,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.max_payload_bytes, 20);
         assert_eq!(settings.heartbeat, Duration::from_millis(1000));
-        assert_eq!(settings.gateway_timeout, Duration::from_millis(15_000));
+        assert_eq!(settings.gateway_timeout, Duration::from_millis(3_000));
 
         std::fs::write(&path, "heartbeat = 1\n").unwrap();
         let error = Options {
@@ -434,6 +549,43 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(format!("{error:#}").contains("symmetric"), "{error:#}");
+    }
+
+    #[test]
+    fn demo_on_by_default_only_for_a_local_embedded_serve() {
+        let local = Options::default().resolve().unwrap();
+        assert!(local.demo_on(true).unwrap(), "plain local herald serve");
+        assert!(!local.demo_on(false).unwrap(), "gateway role");
+        let nats = Options {
+            nats: Some("nats://127.0.0.1:4222".into()),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(!nats.demo_on(true).unwrap(), "serve --nats");
+        let mut public = Options {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(
+            !public.demo_on(true).unwrap(),
+            "off by default off loopback"
+        );
+        DemoArgs {
+            demo: true,
+            ..DemoArgs::default()
+        }
+        .apply(&mut public);
+        let error = public.demo_on(true).unwrap_err().to_string();
+        assert!(error.contains("--demo-public"), "{error}");
+        DemoArgs {
+            demo_public: true,
+            ..DemoArgs::default()
+        }
+        .apply(&mut public);
+        assert!(public.demo_on(false).unwrap());
     }
 
     #[test]

@@ -2,10 +2,11 @@
 
 mod adapter_roles;
 mod config;
+mod nats_auth;
 mod roles;
 
 use clap::{Parser, Subcommand};
-use config::{FileTailArgs, Options, RedisArgs};
+use config::{DemoArgs, FileTailArgs, Options, RedisArgs};
 
 /// Herald: a real-time event dispatcher. Backends push events; browsers receive them live.
 #[derive(Parser)]
@@ -21,17 +22,15 @@ enum Command {
     Serve {
         #[command(flatten)]
         options: Options,
-        /// Do not serve the demo page and its token endpoint.
-        #[arg(long, env = "HERALD_NO_DEMO")]
-        no_demo: bool,
+        #[command(flatten)]
+        demo: DemoArgs,
     },
     /// The WebSocket/SSE gateway role (needs --nats).
     Gateway {
         #[command(flatten)]
         options: Options,
-        /// Serve the demo page and its insecure token endpoint (development only).
-        #[arg(long, env = "HERALD_DEMO")]
-        demo: bool,
+        #[command(flatten)]
+        demo: DemoArgs,
     },
     /// The dispatcher role (needs --nats).
     Dispatcher {
@@ -45,6 +44,13 @@ enum Command {
     },
     /// Reads a secret on stdin and prints its argon2id hash, for API keys and the users file.
     Passwd,
+    /// Makes an NKey to log in to NATS with: writes its seed to SEED_FILE (for --nats-nkey,
+    /// readable only by you) and prints the public key for the NATS server's configuration.
+    Nkey {
+        /// Where to write the seed; the file must not exist yet.
+        #[arg(value_name = "SEED_FILE")]
+        seed_file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -91,8 +97,16 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { options, no_demo } => roles::serve(options.resolve()?, !no_demo).await,
-            Command::Gateway { options, demo } => roles::gateway(options.resolve()?, demo).await,
+            Command::Serve { options, demo } => {
+                let mut settings = options.resolve()?;
+                demo.apply(&mut settings);
+                roles::serve(settings).await
+            }
+            Command::Gateway { options, demo } => {
+                let mut settings = options.resolve()?;
+                demo.apply(&mut settings);
+                roles::gateway(settings).await
+            }
             Command::Dispatcher { options } => roles::dispatcher(options.resolve()?).await,
             Command::Adapter { adapter } => match adapter {
                 Adapter::Rest { options } => roles::rest(options.resolve()?).await,
@@ -108,6 +122,10 @@ fn main() -> std::process::ExitCode {
                 }
             },
             Command::Passwd => roles::passwd(),
+            Command::Nkey { seed_file } => {
+                println!("{}", nats_auth::new_nkey(&seed_file)?);
+                Ok(())
+            }
         }
     });
     match result {

@@ -21,7 +21,8 @@ const SPENT_TOKEN_MEMORY: Duration = Duration::from_secs(15 * 60);
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// `herald serve`: every role in one process.
-pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let demo = settings.demo_on(true)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let mut settings = settings;
@@ -48,7 +49,12 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         }
     }
     prepare_auth(&settings)?;
-    let (bus, client) = connect_bus(settings.nats.as_deref(), "herald-serve").await?;
+    let (bus, client) = connect_bus(
+        settings.nats.as_deref(),
+        &settings.nats_auth,
+        "herald-serve",
+    )
+    .await?;
     let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
     let dispatcher = tokio::spawn(herald_dispatcher::run(
         bus.clone(),
@@ -71,6 +77,9 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let listener = bind(&settings).await?;
     let address = listener.local_addr()?;
     announce("serve", address);
+    if demo {
+        warn_demo(address);
+    }
     if let Some(key) = generated_key {
         say(&format!("herald serve api key: {key}"));
         say("  (generated for this run; configure your own with --api-key-hash, see `herald passwd`)");
@@ -90,15 +99,24 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
 }
 
 /// `herald gateway`.
-pub async fn gateway(settings: Settings, demo: bool) -> anyhow::Result<()> {
+pub async fn gateway(settings: Settings) -> anyhow::Result<()> {
     prepare_auth(&settings)?;
+    let demo = settings.demo_on(false)?;
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
-    let (bus, _) = connect_bus(Some(require_nats(&settings, "gateway")?), "herald-gateway").await?;
+    let (bus, _) = connect_bus(
+        Some(require_nats(&settings, "gateway")?),
+        &settings.nats_auth,
+        "herald-gateway",
+    )
+    .await?;
     let (gateway, router) = start_gateway(&settings, &bus, &metrics, &shutdown, demo).await?;
     let router = router.merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
     announce("gateway", listener.local_addr()?);
+    if demo {
+        warn_demo(listener.local_addr()?);
+    }
     serve_http(listener, router, shutdown).await?;
     gateway.stopped(SHUTDOWN_DEADLINE).await;
     Ok(())
@@ -110,6 +128,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let (bus, client) = connect_bus(
         Some(require_nats(&settings, "dispatcher")?),
+        &settings.nats_auth,
         "herald-dispatcher",
     )
     .await?;
@@ -136,6 +155,7 @@ pub async fn rest(settings: Settings) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(
         Some(require_nats(&settings, "adapter rest")?),
+        &settings.nats_auth,
         "herald-rest",
     )
     .await?;
@@ -189,6 +209,15 @@ async fn start_gateway(
         ));
     }
     Ok((gateway, router))
+}
+
+/// The demo's token endpoint is a hole by design: say so where operators look.
+fn warn_demo(address: std::net::SocketAddr) {
+    tracing::warn!(
+        "the demo is on: anyone who can reach http://{address}/demo/token can mint a token for \
+         any user name (valid {} minutes, public channels only); turn it off with --no-demo",
+        herald_gateway::demo::DEMO_TOKEN_TTL_SECS / 60
+    );
 }
 
 pub(crate) fn require_nats<'a>(settings: &'a Settings, role: &str) -> anyhow::Result<&'a str> {
@@ -276,6 +305,7 @@ fn rest_config(settings: &Settings) -> anyhow::Result<herald_adapters::rest::Res
 
 pub(crate) async fn connect_bus(
     nats: Option<&str>,
+    auth: &crate::nats_auth::NatsAuth,
     name: &str,
 ) -> anyhow::Result<(Arc<dyn Bus>, Option<async_nats::Client>)> {
     let Some(url) = nats else {
@@ -284,7 +314,11 @@ pub(crate) async fn connect_bus(
     };
     let options = async_nats::ConnectOptions::new()
         .name(name)
+        // Each role reads replies under its own prefix, so NATS permissions can keep every
+        // other role from reading them (ops/nats/herald-permissions.conf).
+        .custom_inbox_prefix(format!("_INBOX.{name}"))
         .max_reconnects(None)
+        .reconnect_delay_callback(NatsBus::reconnect_delay)
         .connection_timeout(Duration::from_secs(5))
         .event_callback(|event| async move {
             match event {
@@ -297,16 +331,8 @@ pub(crate) async fn connect_bus(
         });
     // A cluster is given as a comma-separated list; the client also learns the other
     // servers from the one it reaches, but a list lets it start while some are down.
-    let servers: Vec<&str> = url
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let client = options
-        .connect(servers)
-        .await
-        .with_context(|| format!("cannot reach NATS at {url}"))?;
-    tracing::info!(%url, "connected to NATS");
+    let client = crate::nats_auth::connect(url, auth, options).await?;
+    tracing::info!(url = %crate::nats_auth::redact(url), "connected to NATS");
     Ok((Arc::new(NatsBus::new(client.clone())), Some(client)))
 }
 
@@ -371,6 +397,10 @@ pub(crate) fn health_routes(
                 }
             }),
         )
+        .method_not_allowed_fallback(herald_adapters::rest::method_not_allowed)
+        // Every listener serves these routes, so their fallback answers any unknown path in
+        // JSON (a router may have only one fallback).
+        .fallback(herald_adapters::rest::not_found)
 }
 
 pub(crate) async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {

@@ -154,6 +154,30 @@ async fn sse_posts_are_forwarded_to_the_gateway_holding_the_connection() {
         .notify("VIA:OTHER", json!({"channels": ["s"]}), json!(1))
         .await;
     assert_eq!(sse.next_frame().await["event"], "VIA:OTHER");
+
+    // Through the other gateway, too, a POST without the stream's secret (or for a WebSocket
+    // connection) gets the same 404 as an unknown id, and changes nothing.
+    let ws = Ws::connect(&c.ws(0)).await;
+    let leave = json!({"type": "leave", "id": 3, "channel": "s"});
+    let mut messages = std::collections::BTreeSet::new();
+    for (conn, secret) in [
+        (&sse.conn, Some("wrong")),
+        (&sse.conn, None),
+        (&ws.conn, Some(sse.secret.as_str())),
+    ] {
+        let (status, body) = post_sse_frame(other, conn, secret, leave.clone()).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["code"], "not_found", "{body}");
+        messages.insert(body["message"].to_string());
+    }
+    let (status, body) = post_sse_frame(&c.gateways[0].1, &sse.conn, Some("wrong"), leave).await;
+    assert_eq!(status, 404, "{body}");
+    messages.insert(body["message"].to_string());
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        c.rest.get("/v1/channels/s").await.1["users"],
+        json!(["sue"])
+    );
 }
 
 #[tokio::test]

@@ -43,6 +43,9 @@ both_modes! {
     sse_streams_the_same_frames => sse_transport;
     health_and_metrics_answer => health_and_metrics;
     dead_peers_are_closed_and_leave_presence => dead_peers("--heartbeat-ms", "1000");
+    strangers_cannot_drive_a_connection_by_its_id => connection_takeover;
+    bad_websocket_frames_close_with_the_documented_code => bad_websocket_frames;
+    http_errors_are_json_with_a_documented_code => http_errors_are_json;
 }
 
 async fn events_reach_exactly_their_targets(h: &Herald) {
@@ -685,4 +688,203 @@ async fn health_and_metrics(h: &Herald) {
         text.contains("herald_rest_events_accepted_total 1"),
         "{text}"
     );
+}
+
+/// Asserts the one answer for a POST that does not prove it owns an SSE connection, and
+/// returns its message (which must be the same whatever the reason).
+fn assert_not_found((status, body): (u16, Value)) -> String {
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["code"], "not_found", "{body}");
+    body["message"].as_str().expect("message").to_string()
+}
+
+/// Issue 9, item 1: a stranger who knows a victim's connection id (the worst case) cannot
+/// drive it over `POST /sse/{conn}` without the secret only the victim's stream received:
+/// not identify it as the stranger's user, not join or leave for it, not close it with failed
+/// idents, and the refusal does not tell which ids exist. Connection ids tell nothing of
+/// each other, and no error names another connection's user.
+async fn connection_takeover(h: &Herald) {
+    let mut ws_victim = Ws::connect(&h.ws_url).await;
+    let sse_victim = Sse::open(&h.base).await;
+    let other_sse = Sse::open(&h.base).await;
+    let (gateway, _) = sse_victim.conn.split_once('-').expect("<gateway>-<local>");
+    let unknown = format!("{gateway}-{}", "f".repeat(32));
+    let attacks = [
+        json!({"type": "ident", "id": 1, "auth": {"token": token("mallory", &[])}}),
+        json!({"type": "join", "id": 2, "channel": "chat"}),
+        json!({"type": "ping", "id": 3}),
+    ];
+    let mut messages = std::collections::BTreeSet::new();
+    let wrong = "A".repeat(43);
+    let targets: [(&str, Option<&str>); 8] = [
+        (&ws_victim.conn, None),
+        (&ws_victim.conn, Some(&sse_victim.secret)),
+        (&sse_victim.conn, None),
+        (&sse_victim.conn, Some("")),
+        (&sse_victim.conn, Some(&wrong)),
+        (&sse_victim.conn, Some(&other_sse.secret)),
+        (&unknown, Some(&sse_victim.secret)),
+        ("nosuch-1", None),
+    ];
+    for (conn, secret) in targets {
+        for frame in &attacks {
+            let reply = post_sse_frame(&h.base, conn, secret, frame.clone()).await;
+            messages.insert(assert_not_found(reply));
+        }
+    }
+    assert_eq!(
+        messages.len(),
+        1,
+        "one answer for every refusal: {messages:?}"
+    );
+    // Failed idents would close a connection after five; these never reach the victims.
+    for _ in 0..6 {
+        for conn in [&ws_victim.conn, &sse_victim.conn] {
+            let ident = json!({"type": "ident", "auth": {"token": "wrong"}});
+            assert_not_found(post_sse_frame(&h.base, conn, None, ident).await);
+        }
+    }
+    // The victims are as they were: open, not identified, not joined.
+    assert_eq!(ws_victim.join("chat").await["code"], "unauthorized");
+    assert_eq!(
+        ws_victim.request(json!({"type": "ping"})).await["type"],
+        "pong"
+    );
+    let reply = sse_victim
+        .post(&h.base, json!({"type": "join", "id": 4, "channel": "chat"}))
+        .await;
+    assert_eq!(reply["code"], "unauthorized", "{reply}");
+    assert_eq!(h.rest.get("/v1/users/mallory").await.1["connected"], false);
+    // With its secret, the real client works.
+    let reply = sse_victim
+        .post(
+            &h.base,
+            json!({"type": "ident", "id": 5, "auth": {"token": token("vic", &[])}}),
+        )
+        .await;
+    assert_eq!(reply, json!({"type": "ok", "id": 5, "user": "vic"}));
+    // A second ident says nothing of who the connection is.
+    let reply = ws_victim.ident(&token("ws-vic", &[])).await;
+    assert_eq!(reply["user"], "ws-vic");
+    let reply = ws_victim.ident(&token("someone", &[])).await;
+    assert_eq!(reply["code"], "bad_request", "{reply}");
+    assert!(!reply.to_string().contains("ws-vic"), "{reply}");
+
+    // Ids: the same gateway prefix, then 128 random bits; consecutive ids are not neighbours.
+    let mut locals = Vec::new();
+    for _ in 0..8 {
+        let ws = Ws::connect(&h.ws_url).await;
+        let (prefix, local) = ws.conn.split_once('-').expect("<gateway>-<local>");
+        assert_eq!(prefix, gateway);
+        assert!(local.len() >= 24, "at least 96 bits: {}", ws.conn);
+        locals.push(u128::from_str_radix(local, 16).expect("hex"));
+    }
+    for pair in locals.windows(2) {
+        assert!(pair[0].abs_diff(pair[1]) > 1 << 64, "{locals:x?}");
+    }
+}
+
+/// Issue 9, item 9: frames the protocol cannot take end the connection with a close frame
+/// carrying the code docs/protocol.md names, not a dropped socket (1006).
+async fn bad_websocket_frames(h: &Herald) {
+    let far_too_large = json!({"type": "ping", "pad": "x".repeat(1 << 20)}).to_string();
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.try_send_text(&far_too_large).await;
+    assert_eq!(ws.closed().await.code, 1009);
+
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.send_binary(br#"{"type":"ping"}"#).await;
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, 1003, "{closed:?}");
+    assert!(closed.reason.contains("text frames"), "{closed:?}");
+
+    // Masked text frames (mask key 0, so the payload is as written): invalid UTF-8, then one
+    // with a reserved bit set.
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.send_raw(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]).await;
+    assert_eq!(ws.closed().await.code, 1007);
+    let mut ws = Ws::connect(&h.ws_url).await;
+    ws.send_raw(&[0xa1, 0x82, 0, 0, 0, 0, b'{', b'}']).await;
+    assert_eq!(ws.closed().await.code, 1002);
+
+    // Malformed JSON is an error frame; the connection stays.
+    let mut ws = Ws::connect(&h.ws_url).await;
+    expect_error(&mut ws, "{not json", "bad_request", "not valid JSON").await;
+    assert_eq!(ws.request(json!({"type": "ping"})).await["type"], "pong");
+}
+
+/// Issue 9, item 9: no plain-text or empty error answers. REST calls (and unknown paths) answer
+/// `{"error":{"code","message"}}`, the gateway's `/sse` and `/ws` an `error` frame, with the
+/// fitting status, also for what axum refuses before a handler runs.
+async fn http_errors_are_json(h: &Herald) {
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        let request = client
+            .request(method, format!("{}{path}", h.base))
+            .bearer_auth(API_KEY)
+            .body(body);
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let json = response
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            let text = response.text().await.expect("body");
+            assert!(json, "{status} is not JSON: {text:?}");
+            let body: Value = serde_json::from_str(&text).expect("a JSON body");
+            (status, body)
+        }
+    };
+    use reqwest::Method;
+    let rest_cases = [
+        (Method::GET, "/v1/notify", 405, "bad_request"),
+        (Method::DELETE, "/v1/users/alice", 405, "bad_request"),
+        (Method::GET, "/v1/users/%FF", 400, "bad_request"),
+        (
+            Method::POST,
+            "/v1/notify/channel/%C3%28",
+            400,
+            "bad_request",
+        ),
+        (Method::GET, "/no/such/page", 404, "not_found"),
+        (Method::GET, "/v1/nope", 404, "not_found"),
+        (Method::POST, "/healthz", 405, "bad_request"),
+    ];
+    for (method, path, status, code) in rest_cases {
+        let (got, body) = call(method.clone(), path, Vec::new()).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    let gateway_cases = [
+        (Method::GET, "/sse/x-1", Vec::new(), 405, "bad_request"),
+        (Method::POST, "/sse/%FF", Vec::new(), 400, "bad_request"),
+        (Method::GET, "/ws", Vec::new(), 400, "bad_request"),
+        (
+            Method::POST,
+            "/sse/x-1",
+            vec![b' '; 3 << 20],
+            413,
+            "too_large",
+        ),
+    ];
+    for (method, path, body, status, code) in gateway_cases {
+        let (got, body) = call(method.clone(), path, body).await;
+        assert_eq!(body["type"], "error", "{method} {path}: {body}");
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {body}"
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! Every mode prints one JSON line of results on stdout and a readable summary on stderr.
 
 mod driver;
+mod faults;
 mod plan;
 mod publisher;
 mod stats;
@@ -38,6 +39,9 @@ enum Mode {
     Idle(IdleArgs),
     /// REST POSTs per second one adapter accepts (202) with 1, 16 and 64 concurrent clients.
     Ingest(IngestArgs),
+    /// Starts its own deployment on loopback, breaks one part half-way through a steady REST
+    /// load, and prints the healthy half beside the broken half.
+    Faults(faults::FaultsArgs),
     /// Internal: a subscriber process (spec on stdin, reports on stdout).
     #[command(hide = true)]
     Worker,
@@ -220,6 +224,7 @@ fn main() -> ExitCode {
         Mode::Channels(args) => driver::run(driver::Job::Channels(args)),
         Mode::Idle(args) => driver::run(driver::Job::Idle(args)),
         Mode::Ingest(args) => driver::run(driver::Job::Ingest(args)),
+        Mode::Faults(args) => faults::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -70,6 +70,26 @@ impl HttpConn {
     }
 }
 
+impl HttpConn {
+    /// GETs `path`; returns the status and the response body.
+    pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        let exchange = async {
+            self.sender.ready().await?;
+            let request = Request::get(path)
+                .header(HOST, self.host.clone())
+                .header(AUTHORIZATION, self.auth.clone())
+                .body(Full::new(Bytes::new()))?;
+            let response = self.sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, anyhow::Error>((status, body))
+        };
+        tokio::time::timeout(POST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| anyhow!("GET {path} took over {POST_TIMEOUT:?}"))?
+    }
+}
+
 /// How to publish.
 #[derive(Clone, Debug)]
 pub struct Plan {

@@ -253,7 +253,7 @@ export class Herald {
   /** The common shape of both transports: send(frame), receive(frame or text), close(). */
   _makeLink(kind, send, shut) {
     const link = {
-      kind, conn: null, welcomed: false, closed: false,
+      kind, conn: null, secret: null, welcomed: false, closed: false,
       send: (frame) => { if (!link.closed) send(frame); },
       receive: (data) => {
         if (link.closed) return; // a late reply from a retired link must not settle a request re-sent elsewhere
@@ -294,18 +294,20 @@ export class Herald {
     return link;
   }
 
-  /** Send one frame over SSE: POST /sse/{conn}, the reply frame comes back in the body. */
+  /** Send one frame over SSE: POST /sse/{conn} with the stream's secret, the reply frame comes back in the body. */
   async _post(link, frame) {
     if (link.closed) return;
     let res;
     try {
       res = await this._fetch(`${this.sseUrl}/${encodeURIComponent(link.conn)}`, {
-        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(frame),
+        method: "POST",
+        headers: { "content-type": "application/json", "X-Herald-Secret": link.secret ?? "" },
+        body: JSON.stringify(frame),
       });
     } catch {
       return link.close(); // the network is gone, and with it this connection
     }
-    if (res.status === 404 || res.status === 410) return link.close(); // the server forgot this connection
+    if (res.status === 404 || res.status === 410) return link.close(); // the server forgot this connection (or refused our secret)
     let body = null;
     try { body = JSON.parse(await res.text()); } catch { /* empty or not JSON */ }
     // The reply is about this frame even when the server could not read its id (e.g. a bad body).
@@ -319,6 +321,7 @@ export class Herald {
     if (link.welcomed) return;
     link.welcomed = true;
     link.conn = f.conn;
+    link.secret = f.secret; // SSE only: proves our POSTs own this stream
     clearTimeout(link.timer);
     if (link.kind === "websocket") this._wsFailures = this._fallbackAttempts = 0;
     this._restore(link).then(() => this._ready(link), (err) => this._restoreFailed(link, err));

@@ -63,6 +63,24 @@ pub enum GatewayCommand {
         /// The gateway id.
         gateway: String,
     },
+    /// May the holder of `auth` post to `channel`? Checked exactly as an ident followed by a
+    /// join (a one-time token is spent), without recording a connection; answered
+    /// [`CommandReply::Identified`]. The demo's `/demo/publish` asks this.
+    Authorize {
+        /// The credentials the caller sent.
+        auth: IdentAuth,
+        /// The channel it wants to post to.
+        channel: String,
+    },
+}
+
+impl GatewayCommand {
+    /// Whether sending the command again, after an answer was lost, does no harm: everything
+    /// but a heartbeat (the next beat replaces it). A one-time token's ident is repeatable
+    /// too, because the dispatcher remembers which connection spent it.
+    pub fn may_repeat(&self) -> bool {
+        !matches!(self, GatewayCommand::Heartbeat { .. })
+    }
 }
 
 /// Dispatcher → gateway: the answer to a [`GatewayCommand`].
@@ -83,6 +101,55 @@ pub enum CommandReply {
         /// Why.
         error: HeraldError,
     },
+}
+
+/// Adapter → dispatcher, on [`crate::subjects::NOTIFY`]: an event under an id the adapter
+/// chose, so that a request sent again after a lost answer publishes the same id and gateways
+/// drop the second copy. A bare [`crate::protocol::notify::Notify`] body is also accepted; the
+/// dispatcher then picks the id.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRequest<N = crate::protocol::notify::Notify> {
+    /// The event id (see [`EventIds`]).
+    pub id: String,
+    /// The notify body.
+    pub notify: N,
+}
+
+/// Event ids: unique across processes (random prefix), sortable within one (counter).
+#[derive(Debug)]
+pub struct EventIds {
+    prefix: String,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl EventIds {
+    /// A generator with a fresh random prefix.
+    pub fn new() -> Self {
+        EventIds {
+            prefix: format!("{:016x}", rand::random::<u64>()),
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The next id.
+    pub fn next(&self) -> String {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{n}", self.prefix)
+    }
+
+    /// Whether `id` has the shape of an event id (what a dispatcher accepts from the bus).
+    pub fn is_valid(id: &str) -> bool {
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }
+}
+
+impl Default for EventIds {
+    fn default() -> Self {
+        EventIds::new()
+    }
 }
 
 /// Dispatcher → adapter: the answer to a notify request.
@@ -181,11 +248,27 @@ pub enum Presence {
 }
 
 /// Gateway → gateway, on [`crate::subjects::gateway_sse`]: an SSE POST for a connection the
-/// receiving gateway holds. The reply is the frame text to answer with.
+/// receiving gateway holds, answered with an [`SseForwardReply`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SseForward {
     /// The connection id.
     pub conn: String,
+    /// The `X-Herald-Secret` the POST carried; the holding gateway checks it.
+    #[serde(default)]
+    pub secret: Option<String>,
     /// The client frame, as posted.
     pub frame: String,
+}
+
+/// Gateway → gateway: the answer to an [`SseForward`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum SseForwardReply {
+    /// The connection took the frame; `frame` is the reply to answer the POST with.
+    Handled {
+        /// The reply frame, as JSON text.
+        frame: String,
+    },
+    /// No such SSE connection, or the secret did not match (deliberately one answer).
+    NotFound,
 }

@@ -11,9 +11,10 @@
 //! - `herald.gw.<gateway>.sse`: a gateway forwards an SSE POST to the gateway holding it.
 //! - `herald.presence`: announcements that connections went away.
 //!
-//! KV keys (bucket `herald`): `gw.<gw>`, `conn.<gw>.<seq>`, `user.<user>.<gw>.<seq>`,
-//! `chan.<channel>.<gw>.<seq>`. Putting the gateway and sequence last lets a dispatcher find
-//! everything a dead gateway held with wildcard filters (`chan.*.<gw>.*`).
+//! KV keys (bucket `herald`): `gw.<gw>`, `conn.<gw>.<local>`, `user.<user>.<gw>.<local>`,
+//! `chan.<channel>.<gw>.<local>`, where `<gw>-<local>` is the connection id. Putting the gateway
+//! and connection last lets a dispatcher find everything a dead gateway held with wildcard
+//! filters (`chan.*.<gw>.*`).
 
 use crate::names::{key_token, key_token_decode};
 use std::fmt;
@@ -44,35 +45,58 @@ pub fn gateway_sse(gateway: &str) -> String {
     format!("herald.gw.{gateway}.sse")
 }
 
-/// A connection's cluster-wide id: the gateway holding it and a sequence number on that gateway.
+/// A connection's cluster-wide id: the gateway holding it and 128 random bits.
 ///
-/// Written `<gateway>-<seq>` on the wire, so any gateway can tell from the id alone which
-/// gateway holds a connection.
+/// Written `<gateway>-<local>` on the wire (`<local>` in lowercase hex), so any gateway can
+/// tell from the id alone which gateway holds a connection, while nobody can guess the id of
+/// another connection from their own. Only letters, digits and `-`, so it fits in KV keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     /// The gateway id (lowercase letters and digits).
     pub gateway: String,
-    /// Sequence number on that gateway.
-    pub seq: u64,
+    /// The connection's id on that gateway: random, from a CSPRNG.
+    pub local: u128,
 }
 
 impl ConnId {
-    /// Parses the wire form `<gateway>-<seq>`.
+    /// A fresh id on `gateway`, its local part drawn from the thread's CSPRNG (ChaCha seeded
+    /// from the OS).
+    pub fn random(gateway: &str) -> ConnId {
+        ConnId {
+            gateway: gateway.to_string(),
+            local: rand::random(),
+        }
+    }
+
+    /// Parses the wire form `<gateway>-<local>`; only the form [`ConnId`]'s `Display` writes
+    /// (no leading zeros, lowercase hex) is accepted, so one connection has one spelling.
     pub fn parse(text: &str) -> Option<ConnId> {
-        let (gateway, seq) = text.rsplit_once('-')?;
+        let (gateway, local) = text.split_once('-')?;
         if gateway.is_empty() || !gateway.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
         }
         Some(ConnId {
             gateway: gateway.to_string(),
-            seq: seq.parse().ok()?,
+            local: parse_local(local)?,
         })
     }
 }
 
+/// Parses the hex local part of a connection id, as `Display` writes it.
+fn parse_local(text: &str) -> Option<u128> {
+    let canonical = !text.is_empty()
+        && text.len() <= 32
+        && !text.starts_with('0')
+        && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !canonical {
+        return None;
+    }
+    u128::from_str_radix(text, 16).ok()
+}
+
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.gateway, self.seq)
+        write!(f, "{}-{:x}", self.gateway, self.local)
     }
 }
 
@@ -83,17 +107,33 @@ pub fn gateway_key(gateway: &str) -> String {
 
 /// KV key of an identified connection (value: its user).
 pub fn conn_key(conn: &ConnId) -> String {
-    format!("conn.{}.{}", conn.gateway, conn.seq)
+    format!("conn.{}.{:x}", conn.gateway, conn.local)
+}
+
+/// The connection a `conn.` key is about.
+pub fn parse_conn_key(key: &str) -> Option<ConnId> {
+    let mut parts = key.split('.');
+    if parts.next()? != "conn" {
+        return None;
+    }
+    let gateway = parts.next()?.to_string();
+    let local = parse_local(parts.next()?)?;
+    parts.next().is_none().then_some(ConnId { gateway, local })
 }
 
 /// KV key saying `user` holds `conn`.
 pub fn user_key(user: &str, conn: &ConnId) -> String {
-    format!("user.{}.{}.{}", key_token(user), conn.gateway, conn.seq)
+    format!("user.{}.{}.{:x}", key_token(user), conn.gateway, conn.local)
 }
 
 /// KV key saying `conn` joined `channel` (value: the connection's user).
 pub fn channel_key(channel: &str, conn: &ConnId) -> String {
-    format!("chan.{}.{}.{}", key_token(channel), conn.gateway, conn.seq)
+    format!(
+        "chan.{}.{}.{:x}",
+        key_token(channel),
+        conn.gateway,
+        conn.local
+    )
 }
 
 /// Filter matching every connection of `user`.
@@ -106,10 +146,19 @@ pub fn channel_filter(channel: &str) -> String {
     format!("chan.{}.*.*", key_token(channel))
 }
 
+/// Filter matching every channel `conn` joined.
+pub fn connection_channels_filter(conn: &ConnId) -> String {
+    format!("chan.*.{}.{:x}", conn.gateway, conn.local)
+}
+
 /// Filter matching every channel membership.
 pub const ALL_CHANNELS_FILTER: &str = "chan.*.*.*";
 /// Filter matching every gateway heartbeat.
 pub const ALL_GATEWAYS_FILTER: &str = "gw.*";
+
+/// KV key every dispatcher writes before judging heartbeats: a failed write means heartbeats
+/// may be failing too, so their silence says nothing.
+pub const LIVENESS_PROBE_KEY: &str = "probe.liveness";
 
 /// Filters matching everything a gateway's connections left in KV.
 pub fn gateway_filters(gateway: &str) -> [String; 3] {
@@ -126,11 +175,11 @@ pub fn parse_member_key(key: &str) -> Option<(String, ConnId)> {
     let _kind = parts.next()?;
     let name = key_token_decode(parts.next()?)?;
     let gateway = parts.next()?.to_string();
-    let seq = parts.next()?.parse().ok()?;
+    let local = parse_local(parts.next()?)?;
     if parts.next().is_some() {
         return None;
     }
-    Some((name, ConnId { gateway, seq }))
+    Some((name, ConnId { gateway, local }))
 }
 
 /// The gateway id of a `gw.` key.
@@ -162,20 +211,42 @@ mod tests {
     fn conn_ids_round_trip() {
         let id = ConnId {
             gateway: "ab12cd".into(),
-            seq: 42,
+            local: 0x42,
         };
         assert_eq!(id.to_string(), "ab12cd-42");
         assert_eq!(ConnId::parse("ab12cd-42"), Some(id));
-        assert_eq!(ConnId::parse("ab.cd-1"), None);
-        assert_eq!(ConnId::parse("-1"), None);
-        assert_eq!(ConnId::parse("ab-x"), None);
+        for bad in [
+            "ab.cd-1", "-1", "ab-x", "ab-", "ab-042", "ab-4A", "ab-+4", "ab-1-2",
+        ] {
+            assert_eq!(ConnId::parse(bad), None, "{bad}");
+        }
+        assert_eq!(ConnId::parse(&format!("ab-{}", "f".repeat(33))), None);
+    }
+
+    #[test]
+    fn random_ids_are_unguessable_and_fit_in_keys() {
+        let ids: Vec<ConnId> = (0..100).map(|_| ConnId::random("gw1")).collect();
+        let distinct: std::collections::HashSet<u128> = ids.iter().map(|id| id.local).collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert_eq!(ConnId::parse(&id.to_string()).as_ref(), Some(id));
+            assert_eq!(parse_conn_key(&conn_key(id)).as_ref(), Some(id));
+            let key = user_key("a@b.c", id);
+            assert!(key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.')));
+        }
+        // Consecutive ids are not neighbours: an attacker's own id says nothing of the next.
+        assert!(ids
+            .windows(2)
+            .all(|w| w[0].local.abs_diff(w[1].local) > 1 << 64));
     }
 
     #[test]
     fn member_keys_parse_back() {
         let conn = ConnId {
             gateway: "g1".into(),
-            seq: 7,
+            local: 7,
         };
         let key = channel_key("room.a@b", &conn);
         assert_eq!(parse_member_key(&key), Some(("room.a@b".to_string(), conn)));

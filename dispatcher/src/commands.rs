@@ -40,7 +40,7 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
     match command {
         GatewayCommand::Ident { conn, auth } => {
             let conn = conn_id(&conn)?;
-            let (user, grants) = match authenticate(context, auth).await {
+            let (user, grants) = match authenticate(context, &conn, auth).await {
                 Ok(identity) => identity,
                 Err(e) => {
                     context.idents_failed.inc();
@@ -62,16 +62,7 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
             channel,
         } => {
             let conn = conn_id(&conn)?;
-            herald_core::names::check_name("channel", &channel)?;
-            if token::is_private(&channel) && !token::grants_allow(&grants, &channel) {
-                return Err(HeraldError::new(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "channel {channel:?} is private and your token does not grant it; \
-                         ask the backend for a token whose `channels` match it"
-                    ),
-                ));
-            }
+            check_channel_grant(&grants, &channel)?;
             context
                 .presence
                 .joined(&conn, &user, &channel)
@@ -127,7 +118,37 @@ async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandRe
             crate::liveness::reap(context, &gateway, "gateway_stopped").await;
             Ok(CommandReply::Done)
         }
+        GatewayCommand::Authorize { auth, channel } => {
+            herald_core::names::check_name("channel", &channel)?;
+            // Not a connection: a fresh id as the spender, so a one-time token is never
+            // accepted here twice.
+            let spender = ConnId::random("authorize");
+            let (user, grants) = match authenticate(context, &spender, auth).await {
+                Ok(identity) => identity,
+                Err(e) => {
+                    context.idents_failed.inc();
+                    return Err(e);
+                }
+            };
+            check_channel_grant(&grants, &channel)?;
+            Ok(CommandReply::Identified { user, grants })
+        }
     }
+}
+
+/// A valid channel name the `grants` allow: `private-*` channels need a matching grant.
+fn check_channel_grant(grants: &[String], channel: &str) -> Result<(), HeraldError> {
+    herald_core::names::check_name("channel", channel)?;
+    if token::is_private(channel) && !token::grants_allow(grants, channel) {
+        return Err(HeraldError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "channel {channel:?} is private and your token does not grant it; \
+                 ask the backend for a token whose `channels` match it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Publishes that a connection went away, for anyone watching presence.
@@ -143,6 +164,7 @@ pub(crate) async fn announce(context: &Context, conn: String, user: String, reas
 
 async fn authenticate(
     context: &Context,
+    conn: &ConnId,
     auth: IdentAuth,
 ) -> Result<(String, Vec<String>), HeraldError> {
     match auth {
@@ -156,12 +178,24 @@ async fn authenticate(
                         "one-time token lacks a valid `jti`",
                     ));
                 }
+                // The token remembers the connection that spent it, so the same ident sent
+                // again (its answer was lost with a dispatcher) still succeeds.
+                let key = format!("once.{jti}");
+                let spender = Bytes::from(conn.to_string());
                 let first_use = context
                     .spent_tokens
-                    .create(&format!("once.{jti}"), Bytes::new())
+                    .create(&key, spender.clone())
                     .await
                     .map_err(kv_down)?;
-                if !first_use {
+                let same_connection = || async {
+                    context
+                        .spent_tokens
+                        .get(&key)
+                        .await
+                        .map_err(kv_down)
+                        .map(|spent| spent.as_ref() == Some(&spender))
+                };
+                if !first_use && !same_connection().await? {
                     return Err(HeraldError::new(
                         ErrorCode::Unauthorized,
                         "one-time token already used; ask the backend for a new one",

@@ -1,10 +1,17 @@
 //! Notices gateways whose heartbeat stopped and clears what they held from KV.
 //!
-//! Each gateway bumps a counter in `gw.<id>` every few seconds. A dispatcher remembers when it
-//! last saw each counter change, by its own clock, so clocks of different machines never need
-//! to agree. A counter unchanged for longer than the timeout means the gateway is gone: its
-//! connections are removed and announced as disconnected. Several dispatchers may do this for
-//! the same gateway; every step is idempotent.
+//! Each gateway bumps a counter in `gw.<id>` every `liveness_interval`. A dispatcher reads the
+//! counters twice per interval and remembers when it last saw each one change, by its own
+//! clock, so clocks of different machines never need to agree. A counter unchanged for longer
+//! than the timeout means the gateway is gone: its connections are removed and announced as
+//! disconnected. Several dispatchers may do this for the same gateway; every step is
+//! idempotent.
+//!
+//! Silence only counts while KV takes writes and answers reads: each round first writes a
+//! probe key, and after a failed write or reading (a NATS node lost, a leader being elected,
+//! during which listings may still answer while every write fails) every gateway gets a fresh
+//! timeout, because its heartbeats failed for the same reason. So a degraded cluster delays
+//! reaping; it never reaps a live gateway.
 
 use crate::commands::announce;
 use crate::Context;
@@ -16,20 +23,33 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn run(context: Arc<Context>, shutdown: CancellationToken) {
     let mut last_change: HashMap<String, (Bytes, Instant)> = HashMap::new();
-    let mut tick = tokio::time::interval(context.config.liveness_interval);
+    let mut tick = tokio::time::interval(context.config.liveness_interval / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut kv_failed = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if let Err(e) = context.presence.probe_writable().await {
+            tracing::warn!(error = %e, "KV takes no writes; gateway heartbeats cannot land");
+            kv_failed = true;
+            continue;
+        }
         let gateways = match context.presence.gateways().await {
             Ok(gateways) => gateways,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read gateway heartbeats");
+                kv_failed = true;
                 continue;
             }
         };
         let now = Instant::now();
+        if std::mem::take(&mut kv_failed) {
+            for entry in last_change.values_mut() {
+                entry.1 = now;
+            }
+        }
         let live: Vec<String> = gateways.iter().map(|(gw, _)| gw.clone()).collect();
         last_change.retain(|gw, _| live.contains(gw));
         for (gateway, beat) in gateways {

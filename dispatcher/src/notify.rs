@@ -1,12 +1,12 @@
-//! Notify requests from adapters: validated, given an id, published once to every gateway.
+//! Notify requests from adapters: validated and published once to every gateway, under the id
+//! the adapter chose (or a new one for a bare notify body).
 
 use crate::Context;
 use bytes::Bytes;
 use herald_core::bus::{BusMessage, Subscription};
-use herald_core::messages::{Delivery, NotifyReply};
+use herald_core::messages::{Delivery, EventIds, NotifyReply, NotifyRequest};
 use herald_core::protocol::notify::Notify;
 use herald_core::{subjects, HeraldError};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ pub(crate) async fn serve_in_order(
 }
 
 async fn handle(context: &Context, ids: &EventIds, message: &BusMessage) {
-    let reply = match publish(context, ids.next(), &message.payload).await {
+    let reply = match publish(context, ids, &message.payload).await {
         Ok(id) => {
             context.events_accepted.inc();
             NotifyReply::Accepted { id }
@@ -43,8 +43,15 @@ async fn handle(context: &Context, ids: &EventIds, message: &BusMessage) {
         .await;
 }
 
-async fn publish(context: &Context, id: String, body: &[u8]) -> Result<String, HeraldError> {
-    let notify = Notify::decode(body)?;
+async fn publish(context: &Context, ids: &EventIds, body: &[u8]) -> Result<String, HeraldError> {
+    let (id, notify) = match serde_json::from_slice::<NotifyRequest>(body) {
+        Ok(request) if EventIds::is_valid(&request.id) => {
+            request.notify.validate()?;
+            (request.id, request.notify)
+        }
+        Ok(_) => return Err(HeraldError::bad_request("malformed event id")),
+        Err(_) => (ids.next(), Notify::decode(body)?),
+    };
     let delivery = Delivery {
         id: &id,
         event: &notify.event,
@@ -60,27 +67,4 @@ async fn publish(context: &Context, id: String, body: &[u8]) -> Result<String, H
             HeraldError::unavailable(format!("could not hand the event to the gateways: {e}"))
         })?;
     Ok(id)
-}
-
-/// Event ids: unique across dispatchers (random prefix), sortable within one (counter).
-struct EventIds {
-    prefix: String,
-    counter: AtomicU64,
-}
-
-impl EventIds {
-    fn new() -> Self {
-        EventIds {
-            prefix: format!("{:08x}", rand::random::<u32>()),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> String {
-        format!(
-            "{}-{}",
-            self.prefix,
-            self.counter.fetch_add(1, Ordering::Relaxed)
-        )
-    }
 }

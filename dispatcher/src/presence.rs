@@ -37,6 +37,13 @@ impl Presence {
             .await
     }
 
+    /// Writes the liveness probe key: whether KV takes writes now (heartbeats are writes).
+    pub async fn probe_writable(&self) -> Result<(), KvError> {
+        self.kv
+            .put(subjects::LIVENESS_PROBE_KEY, Bytes::from_static(b"1"))
+            .await
+    }
+
     /// Records that `conn` is identified as `user`.
     pub async fn identified(&self, conn: &ConnId, user: &str) -> Result<(), KvError> {
         let value = Bytes::from(user.to_string());
@@ -91,12 +98,9 @@ impl Presence {
         let [conns, users, channels] = subjects::gateway_filters(gateway);
         let mut lost = Vec::new();
         for (key, user) in self.kv.entries(&conns).await? {
-            if let Some(seq) = key.rsplit('.').next().and_then(|s| s.parse().ok()) {
+            if let Some(conn) = subjects::parse_conn_key(&key) {
                 lost.push(LostConnection {
-                    conn: ConnId {
-                        gateway: gateway.to_string(),
-                        seq,
-                    },
+                    conn,
                     user: String::from_utf8_lossy(&user).into_owned(),
                 });
             }
@@ -129,7 +133,7 @@ impl Presence {
         let conns = self.connections_of(user).await?;
         let mut channels = BTreeSet::new();
         for conn in &conns {
-            let filter = format!("chan.*.{}.{}", conn.gateway, conn.seq);
+            let filter = subjects::connection_channels_filter(conn);
             for (key, _) in self.kv.entries(&filter).await? {
                 if let Some((channel, _)) = subjects::parse_member_key(&key) {
                     channels.insert(channel);

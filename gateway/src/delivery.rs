@@ -4,6 +4,7 @@
 //! in a group gets the same bytes. Queuing never waits: a full outbox closes that connection.
 
 use crate::outbox::{CloseReason, Offer};
+use crate::recent::{RecentEvents, CAPACITY};
 use crate::Shared;
 use axum::extract::ws::Utf8Bytes;
 use herald_core::messages::{Control, Delivery};
@@ -18,11 +19,12 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> anyhow::Result<()> {
     shared.bus.flush().await?;
     let for_events = shared.clone();
     shared.tracker.spawn(async move {
+        let mut recent = RecentEvents::new(CAPACITY);
         loop {
             tokio::select! {
                 _ = for_events.shutdown.cancelled() => break,
                 m = deliveries.next() => match m {
-                    Some(m) => deliver(&for_events, &m.payload),
+                    Some(m) => deliver(&for_events, &mut recent, &m.payload),
                     None => break,
                 },
             }
@@ -43,7 +45,7 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn deliver(shared: &Shared, payload: &[u8]) {
+fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
     let delivery: Delivery = match serde_json::from_slice(payload) {
         Ok(d) => d,
         Err(e) => {
@@ -51,6 +53,13 @@ fn deliver(shared: &Shared, payload: &[u8]) {
             return;
         }
     };
+    if !recent.first_time(delivery.id) {
+        tracing::debug!(
+            id = delivery.id,
+            "dropping a copy of an event already delivered"
+        );
+        return;
+    }
     shared.metrics.events.inc();
     let mut delivered = 0;
     for group in shared.registry.resolve(&delivery.targets) {

@@ -1,8 +1,11 @@
 //! The demo: a chat and live log page at `/`, the browser client at `/herald.js`, and two
 //! development-only endpoints that mint tokens for any name and post chat messages.
 //!
-//! The token endpoint trusts whoever calls it, so it is for trying Herald out, not for
-//! production; `herald serve --no-demo` turns it off.
+//! The token endpoint trusts whoever calls it, so the binary serves the demo only when asked
+//! (or for a plain local `herald serve`), on loopback unless told otherwise. What it mints is
+//! kept small: a short-lived token granting the demo's own channels, never a private one.
+//! `/demo/publish` asks a dispatcher to authorize the caller's token exactly as an ident and a
+//! join would (grants, one-time tokens), so the demo cannot post where its caller could not.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -11,8 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use herald_core::bus::Bus;
-use herald_core::messages::NotifyReply;
+use herald_core::messages::{CommandReply, GatewayCommand, NotifyReply};
 use herald_core::names::check_name;
+use herald_core::protocol::client_frames::IdentAuth;
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::token::{self, Claims};
 use herald_core::{subjects, HeraldError};
@@ -28,8 +32,12 @@ const HERALD_JS: &str = include_str!("../../clients/js/herald.js");
 
 /// Longest chat message the demo accepts.
 const MAX_TEXT_CHARS: usize = 2000;
-/// Lifetime of demo tokens.
-const DEMO_TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// Lifetime of demo tokens: the page asks for a fresh one at every (re)ident.
+pub const DEMO_TOKEN_TTL_SECS: u64 = 10 * 60;
+/// What demo tokens grant: the demo's own channels, which are public anyway; never a private one.
+pub const DEMO_CHANNELS: [&str; 2] = ["chat", "logs"];
+/// How long `/demo/publish` waits for a dispatcher.
+const DISPATCHER_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct DemoState {
     bus: Arc<dyn Bus>,
@@ -100,7 +108,7 @@ async fn demo_token(State(state): State<Arc<DemoState>>, body: Bytes) -> Respons
         sub: request.user.clone(),
         exp: now + DEMO_TOKEN_TTL_SECS,
         iat: Some(now),
-        channels: vec!["*".to_string()],
+        channels: DEMO_CHANNELS.iter().map(|c| c.to_string()).collect(),
         jti: None,
         once: false,
     };
@@ -123,10 +131,6 @@ async fn demo_publish(State(state): State<Arc<DemoState>>, body: Bytes) -> Respo
         Ok(r) => r,
         Err(e) => return bad(HeraldError::bad_request(format!("invalid JSON body: {e}"))),
     };
-    let claims = match token::verify(&state.jwt_secret, &request.token) {
-        Ok(c) => c,
-        Err(e) => return bad(e),
-    };
     if let Err(e) = check_name("channel", &request.channel) {
         return bad(e);
     }
@@ -136,8 +140,12 @@ async fn demo_publish(State(state): State<Arc<DemoState>>, body: Bytes) -> Respo
             "text must be 1-{MAX_TEXT_CHARS} characters"
         )));
     }
+    let user = match authorize(&state, request.token, &request.channel).await {
+        Ok(user) => user,
+        Err(e) => return bad(e),
+    };
     let payload = json!({
-        "user": claims.sub,
+        "user": user,
         "channel": request.channel,
         "text": text,
         "at": std::time::SystemTime::now()
@@ -161,7 +169,7 @@ async fn demo_publish(State(state): State<Arc<DemoState>>, body: Bytes) -> Respo
         .request(
             subjects::NOTIFY,
             Bytes::from(notify.encode()),
-            Duration::from_secs(5),
+            DISPATCHER_TIMEOUT,
         )
         .await;
     match reply.map(|r| serde_json::from_slice::<NotifyReply>(&r)) {
@@ -171,5 +179,27 @@ async fn demo_publish(State(state): State<Arc<DemoState>>, body: Bytes) -> Respo
         Ok(Ok(NotifyReply::Failed { error })) => bad(error),
         Ok(Err(e)) => bad(HeraldError::internal(e)),
         Err(e) => bad(crate::session::bus_error(e)),
+    }
+}
+
+/// Asks a dispatcher whether `token` may post to `channel`; the token's user when it may.
+async fn authorize(state: &DemoState, token: String, channel: &str) -> Result<String, HeraldError> {
+    let command = GatewayCommand::Authorize {
+        auth: IdentAuth::Token { token },
+        channel: channel.to_string(),
+    };
+    let body = serde_json::to_vec(&command).map_err(HeraldError::internal)?;
+    let reply = state
+        .bus
+        .request(subjects::CMD, Bytes::from(body), DISPATCHER_TIMEOUT)
+        .await
+        .map_err(crate::session::bus_error)?;
+    match serde_json::from_slice::<CommandReply>(&reply) {
+        Ok(CommandReply::Identified { user, .. }) => Ok(user),
+        Ok(CommandReply::Failed { error }) => Err(error),
+        Ok(other) => Err(HeraldError::internal(format!(
+            "unexpected dispatcher reply {other:?}"
+        ))),
+        Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}"))),
     }
 }

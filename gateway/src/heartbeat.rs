@@ -11,7 +11,10 @@ pub(crate) async fn start(shared: &Arc<Shared>) {
     let shared = shared.clone();
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
-        let mut tick = tokio::time::interval(shared.config.liveness_interval);
+        let interval = shared.config.liveness_interval;
+        let mut tick = tokio::time::interval(interval);
+        // A late beat is sent once, not in a burst: dispatchers only look for a change.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = 0u64;
         loop {
             tokio::select! {
@@ -23,8 +26,13 @@ pub(crate) async fn start(shared: &Arc<Shared>) {
                 gateway: shared.id.clone(),
                 beat,
             };
-            if let Err(e) = request(&shared, subjects::HEARTBEAT, &heartbeat).await {
-                tracing::warn!(error = %e, "heartbeat not recorded");
+            // Never wait longer than a beat: the next one replaces an answer still missing.
+            match tokio::time::timeout(interval, request(&shared, subjects::HEARTBEAT, &heartbeat))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not recorded"),
+                Err(_) => tracing::warn!("heartbeat not acknowledged within a beat"),
             }
         }
     });

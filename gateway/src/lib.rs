@@ -7,7 +7,9 @@
 //!   frames into dispatcher commands and reply frames; shared by both transports.
 //! - `outbox`: each connection's bounded send queue and its slow-consumer policy.
 //! - `ws` and `sse`: the two transports.
+//! - `http_error`: every HTTP error as a JSON `error` frame, axum's refusals included.
 //! - `delivery`: events and control messages from the bus, fanned out to connections.
+//! - `recent`: ids of recently delivered events, so a copy sent again is dropped.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
 //!
@@ -19,7 +21,9 @@ mod close_reports;
 mod delivery;
 pub mod demo;
 mod heartbeat;
+mod http_error;
 mod outbox;
+mod recent;
 pub mod registry;
 mod session;
 mod sse;
@@ -28,7 +32,6 @@ mod ws;
 use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
 use herald_core::metrics::{Metric, Metrics};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +66,7 @@ impl Default for GatewayConfig {
             command_timeout: Duration::from_secs(5),
             max_failed_idents: 5,
             auth_limit: AuthLimiter::default(),
-            liveness_interval: Duration::from_secs(5),
+            liveness_interval: Duration::from_secs(1),
         }
     }
 }
@@ -81,7 +84,6 @@ pub(crate) struct Shared {
     bus: Arc<dyn Bus>,
     config: GatewayConfig,
     registry: registry::Registry,
-    next_seq: AtomicU64,
     metrics: GatewayMetrics,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -119,7 +121,6 @@ impl Gateway {
             bus,
             config,
             registry: registry::Registry::default(),
-            next_seq: AtomicU64::new(1),
             metrics: GatewayMetrics {
                 connections: metrics.gauge(
                     "herald_gateway_connections",
@@ -161,6 +162,7 @@ impl Gateway {
             .route("/ws", axum::routing::get(ws::upgrade))
             .route("/sse", axum::routing::get(sse::stream))
             .route("/sse/{conn}", axum::routing::post(sse::post_frame))
+            .method_not_allowed_fallback(http_error::method_not_allowed)
             .with_state(self.shared.clone())
     }
 
@@ -175,11 +177,5 @@ impl Gateway {
             tracing::warn!("gateway stopped with connections still closing");
         }
         heartbeat::announce_departure(&self.shared).await;
-    }
-}
-
-impl Shared {
-    fn next_conn_seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 }

@@ -8,6 +8,7 @@ use herald_core::subjects::ConnId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use subtle::ConstantTimeEq;
 
 /// One connection as the rest of the gateway sees it.
 pub struct Connection {
@@ -15,6 +16,9 @@ pub struct Connection {
     pub id: ConnId,
     /// The id as text (sent in `welcome`, used in KV and SSE URLs).
     pub id_text: String,
+    /// For SSE connections: the secret their `welcome` carried, which `POST /sse/{conn}` must
+    /// present. `None` for WebSocket connections, which are never driven over `/sse`.
+    sse_secret: Option<String>,
     /// Where frames for it are queued.
     pub outbox: Outbox,
     /// Who the client is and what it joined; locked while one of its requests runs, which
@@ -25,14 +29,30 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection with an empty outbox.
-    pub fn new(id: ConnId, outbox: Outbox) -> Self {
+    /// A connection with an empty outbox; `sse_secret` for SSE connections only.
+    pub fn new(id: ConnId, outbox: Outbox, sse_secret: Option<String>) -> Self {
         Connection {
             id_text: id.to_string(),
+            sse_secret,
             id,
             outbox,
             session: Default::default(),
             last_seen_ms: AtomicU64::new(now_ms()),
+        }
+    }
+
+    /// The secret an SSE client must send with its POSTs (`None` for WebSocket connections).
+    pub fn sse_secret(&self) -> Option<&str> {
+        self.sse_secret.as_deref()
+    }
+
+    /// Whether `presented` is this SSE connection's secret, compared in constant time so the
+    /// time of a refusal says nothing of how much of a guess was right. Always `false` for a
+    /// WebSocket connection.
+    pub fn is_sse_secret(&self, presented: &str) -> bool {
+        match &self.sse_secret {
+            Some(secret) => bool::from(secret.as_bytes().ct_eq(presented.as_bytes())),
+            None => false,
         }
     }
 
@@ -56,7 +76,7 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-type Members = HashMap<u64, Arc<Connection>>;
+type Members = HashMap<u128, Arc<Connection>>;
 
 #[derive(Default)]
 struct Tables {
@@ -88,16 +108,20 @@ impl Registry {
         self.tables.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a new, anonymous connection.
-    pub fn insert(&self, connection: Arc<Connection>) {
-        self.write()
-            .connections
-            .insert(connection.id.seq, connection);
+    /// Adds a new, anonymous connection; `false` (and nothing added) when its id is taken.
+    pub fn insert(&self, connection: Arc<Connection>) -> bool {
+        match self.write().connections.entry(connection.id.local) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(connection);
+                true
+            }
+        }
     }
 
-    /// The connection with sequence number `seq`, if this gateway holds it.
-    pub fn get(&self, seq: u64) -> Option<Arc<Connection>> {
-        self.read().connections.get(&seq).cloned()
+    /// The connection with local id `local`, if this gateway holds it.
+    pub fn get(&self, local: u128) -> Option<Arc<Connection>> {
+        self.read().connections.get(&local).cloned()
     }
 
     /// How many connections are open.
@@ -116,7 +140,7 @@ impl Registry {
             .users
             .entry(user.to_string())
             .or_default()
-            .insert(connection.id.seq, connection.clone());
+            .insert(connection.id.local, connection.clone());
     }
 
     /// Records that the connection joined `channel`.
@@ -125,24 +149,24 @@ impl Registry {
             .channels
             .entry(channel.to_string())
             .or_default()
-            .insert(connection.id.seq, connection.clone());
+            .insert(connection.id.local, connection.clone());
     }
 
     /// Records that the connection left `channel`.
-    pub fn leave(&self, seq: u64, channel: &str) {
+    pub fn leave(&self, local: u128, channel: &str) {
         let mut tables = self.write();
-        remove_member(&mut tables.channels, channel, seq);
+        remove_member(&mut tables.channels, channel, local);
     }
 
     /// Forgets a connection, its user and its channels.
-    pub fn remove(&self, seq: u64, user: Option<&str>, channels: &[String]) {
+    pub fn remove(&self, local: u128, user: Option<&str>, channels: &[String]) {
         let mut tables = self.write();
-        tables.connections.remove(&seq);
+        tables.connections.remove(&local);
         if let Some(user) = user {
-            remove_member(&mut tables.users, user, seq);
+            remove_member(&mut tables.users, user, local);
         }
         for channel in channels {
-            remove_member(&mut tables.channels, channel, seq);
+            remove_member(&mut tables.channels, channel, local);
         }
     }
 
@@ -193,11 +217,11 @@ impl Registry {
             };
         }
 
-        let mut reached: HashMap<u64, (Arc<Connection>, Via)> = HashMap::new();
+        let mut reached: HashMap<u128, (Arc<Connection>, Via)> = HashMap::new();
         let mut reach = |members: Option<&Members>, note: &dyn Fn(&mut Via)| {
-            for (seq, connection) in members.into_iter().flatten() {
+            for (local, connection) in members.into_iter().flatten() {
                 let entry = reached
-                    .entry(*seq)
+                    .entry(*local)
                     .or_insert_with(|| (connection.clone(), Via::default()));
                 note(&mut entry.1);
             }
@@ -236,9 +260,9 @@ fn push_once(names: &mut Vec<String>, name: &str) {
     }
 }
 
-fn remove_member(index: &mut HashMap<String, Members>, name: &str, seq: u64) {
+fn remove_member(index: &mut HashMap<String, Members>, name: &str, local: u128) {
     if let Some(members) = index.get_mut(name) {
-        members.remove(&seq);
+        members.remove(&local);
         if members.is_empty() {
             index.remove(name);
         }
@@ -250,15 +274,16 @@ mod tests {
     use super::*;
     use tokio_util::sync::CancellationToken;
 
-    fn connection(seq: u64) -> Arc<Connection> {
+    fn connection(local: u128) -> Arc<Connection> {
         let (outbox, receiver) = Outbox::new(4, &CancellationToken::new());
         std::mem::forget(receiver);
         Arc::new(Connection::new(
             ConnId {
                 gateway: "g".into(),
-                seq,
+                local,
             },
             outbox,
+            None,
         ))
     }
 
@@ -270,13 +295,13 @@ mod tests {
         }
     }
 
-    fn summary(groups: Vec<Recipients>) -> Vec<(Vec<u64>, Via)> {
+    fn summary(groups: Vec<Recipients>) -> Vec<(Vec<u128>, Via)> {
         let mut out: Vec<_> = groups
             .into_iter()
             .map(|g| {
-                let mut seqs: Vec<u64> = g.connections.iter().map(|c| c.id.seq).collect();
-                seqs.sort_unstable();
-                (seqs, g.via)
+                let mut locals: Vec<u128> = g.connections.iter().map(|c| c.id.local).collect();
+                locals.sort_unstable();
+                (locals, g.via)
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -343,6 +368,27 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].0, vec![2]);
         assert!(groups[0].1.broadcast);
+    }
+
+    #[test]
+    fn only_an_sse_connection_with_its_own_secret_is_owned() {
+        let (outbox, receiver) = Outbox::new(4, &CancellationToken::new());
+        std::mem::forget(receiver);
+        let id = ConnId::random("g");
+        let sse = Connection::new(id, outbox, Some("s3cret".into()));
+        assert!(sse.is_sse_secret("s3cret"));
+        for wrong in ["", "s3cre", "s3cret!", "S3CRET"] {
+            assert!(!sse.is_sse_secret(wrong), "{wrong:?}");
+        }
+        assert!(!connection(1).is_sse_secret(""));
+        let registry = Registry::default();
+        let first = connection(7);
+        assert!(registry.insert(first.clone()));
+        assert!(
+            !registry.insert(connection(7)),
+            "a taken id is not replaced"
+        );
+        assert!(Arc::ptr_eq(&registry.get(7).expect("held"), &first));
     }
 
     #[test]

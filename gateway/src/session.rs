@@ -5,7 +5,7 @@ use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::Shared;
 use bytes::Bytes;
-use herald_core::bus::BusError;
+use herald_core::bus::{failover, BusError};
 use herald_core::messages::{CommandReply, GatewayCommand};
 use herald_core::protocol::client_frames::ClientFrame;
 use herald_core::protocol::server_frames::ServerFrame;
@@ -37,18 +37,38 @@ pub struct SessionState {
     closed: bool,
 }
 
-/// Opens a connection: registers it and returns it with the receiving end of its outbox.
-pub(crate) fn open(shared: &Shared) -> (Arc<Connection>, OutboxReceiver) {
-    let id = ConnId {
-        gateway: shared.id.clone(),
-        seq: shared.next_conn_seq(),
-    };
-    let (outbox, receiver) =
+/// How a connection reaches its client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    WebSocket,
+    /// Frames come in through `POST /sse/{conn}`, which must prove it owns the stream.
+    Sse,
+}
+
+/// Opens a connection: registers it under a fresh random id (and, for SSE, with a fresh
+/// secret) and returns it with the receiving end of its outbox.
+pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, OutboxReceiver) {
+    let sse_secret = (transport == Transport::Sse).then(new_secret);
+    let (mut outbox, mut receiver) =
         crate::outbox::Outbox::new(shared.config.outbox_capacity, &shared.shutdown);
-    let connection = Arc::new(Connection::new(id, outbox));
-    shared.registry.insert(connection.clone());
-    shared.metrics.connections.inc();
-    (connection, receiver)
+    loop {
+        let id = ConnId::random(&shared.id);
+        let connection = Arc::new(Connection::new(id, outbox, sse_secret.clone()));
+        if shared.registry.insert(connection.clone()) {
+            shared.metrics.connections.inc();
+            return (connection, receiver);
+        }
+        // 128 random bits collided with a live connection: practically never; draw again.
+        (outbox, receiver) =
+            crate::outbox::Outbox::new(shared.config.outbox_capacity, &shared.shutdown);
+    }
+}
+
+/// 32 bytes from the thread's CSPRNG, base64url without padding.
+fn new_secret() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Notes the client's address (from the socket that opened the connection).
@@ -56,11 +76,12 @@ pub(crate) async fn set_peer(connection: &Connection, peer: Option<IpAddr>) {
     connection.session.lock().await.peer = peer;
 }
 
-/// The first frame of every connection.
+/// The first frame of every connection (with the secret, for SSE).
 pub(crate) fn welcome(shared: &Shared, connection: &Connection) -> String {
     ServerFrame::Welcome {
         conn: connection.id_text.clone(),
         heartbeat_ms: shared.config.heartbeat.as_millis() as u64,
+        secret: connection.sse_secret().map(str::to_string),
     }
     .encode()
 }
@@ -127,10 +148,10 @@ async fn execute(
     match frame {
         ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
         ClientFrame::Ident { id, auth } => {
-            if let Some(user) = &state.user {
-                return Err(HeraldError::bad_request(format!(
-                    "already identified as {user:?}; open a new connection to change user"
-                )));
+            if state.user.is_some() {
+                return Err(HeraldError::bad_request(
+                    "already identified; open a new connection to change user",
+                ));
             }
             let identified = command(shared, &GatewayCommand::Ident { conn, auth }).await;
             state.unsure_ident |= is_unanswered(&identified);
@@ -177,7 +198,7 @@ async fn execute(
                 channel: channel.clone(),
             };
             command(shared, &leave).await?;
-            shared.registry.leave(connection.id.seq, &channel);
+            shared.registry.leave(connection.id.local, &channel);
             state.channels.remove(&channel);
             Ok(ok(id, None, Some(channel)))
         }
@@ -194,7 +215,7 @@ pub(crate) async fn close(shared: &Shared, connection: &Connection, reason: &str
     let channels: Vec<String> = state.channels.iter().cloned().collect();
     shared
         .registry
-        .remove(connection.id.seq, state.user.as_deref(), &channels);
+        .remove(connection.id.local, state.user.as_deref(), &channels);
     shared.metrics.connections.dec();
     // On shutdown the gateway reports its departure once instead of each connection.
     if shared.shutdown.is_cancelled() {
@@ -250,12 +271,15 @@ pub(crate) async fn request(
     subject: &str,
     command: &GatewayCommand,
 ) -> Result<CommandReply, HeraldError> {
-    let body = serde_json::to_vec(command).map_err(HeraldError::internal)?;
-    let reply = shared
-        .bus
-        .request(subject, Bytes::from(body), shared.config.command_timeout)
-        .await
-        .map_err(bus_error)?;
+    let body = Bytes::from(serde_json::to_vec(command).map_err(HeraldError::internal)?);
+    let budget = shared.config.command_timeout;
+    // A dispatcher that dies with the command costs a short attempt, not the whole budget.
+    let reply = if command.may_repeat() {
+        failover::request(shared.bus.as_ref(), subject, body, budget).await
+    } else {
+        shared.bus.request(subject, body, budget).await
+    }
+    .map_err(bus_error)?;
     match serde_json::from_slice::<CommandReply>(&reply) {
         Ok(CommandReply::Failed { error }) => Err(error),
         Ok(reply) => Ok(reply),

@@ -2,21 +2,23 @@
 //! frames and answers with the reply frame, forwarded over the bus when another gateway holds
 //! the connection.
 
+use crate::http_error::ErrorReply;
 use crate::outbox::OutboxReceiver;
 use crate::registry::Connection;
 use crate::session::{self, bus_error};
 use crate::Shared;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::Stream;
-use herald_core::messages::SseForward;
+use herald_core::messages::{SseForward, SseForwardReply};
 use herald_core::protocol::server_frames::ServerFrame;
 use herald_core::subjects::{self, ConnId};
-use herald_core::HeraldError;
+use herald_core::{ErrorCode, HeraldError};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,9 +29,12 @@ pub(crate) async fn stream(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Response {
     if shared.shutdown.is_cancelled() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        return ErrorReply::new(HeraldError::unavailable(
+            "this gateway is shutting down; connect again (to another gateway)",
+        ))
+        .into_response();
     }
-    let (connection, outbox) = session::open(&shared);
+    let (connection, outbox) = session::open(&shared, session::Transport::Sse);
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     session::set_peer(&connection, peer).await;
     let welcome = session::welcome(&shared, &connection);
@@ -96,52 +101,74 @@ fn frames(
     })
 }
 
-/// `POST /sse/{conn}`: one client frame in the body, the reply frame in the response.
+/// The header an SSE client proves it owns its stream with.
+const SECRET_HEADER: &str = "x-herald-secret";
+
+/// `POST /sse/{conn}`: one client frame in the body, the reply frame in the response. The
+/// `X-Herald-Secret` header must carry the secret the stream's `welcome` did.
 pub(crate) async fn post_frame(
     State(shared): State<Arc<Shared>>,
-    Path(conn): Path<String>,
-    body: Bytes,
-) -> Response {
+    conn: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ErrorReply> {
+    let Path(conn) = conn?;
+    let body = body?;
+    let secret = headers
+        .get(SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let Ok(text) = std::str::from_utf8(&body) else {
-        return reply_error(
-            StatusCode::BAD_REQUEST,
-            HeraldError::bad_request("body must be UTF-8 JSON"),
-        );
+        return Err(HeraldError::bad_request("body must be UTF-8 JSON").into());
     };
     let Some(id) = ConnId::parse(&conn) else {
-        return unknown_connection(&conn);
+        return Err(not_found());
     };
     if id.gateway == shared.id {
-        return match shared.registry.get(id.seq) {
-            Some(connection) => json_reply(session::handle_frame(&shared, &connection, text).await),
-            None => unknown_connection(&conn),
+        return match handle_owned(&shared, &id, secret.as_deref(), text).await {
+            Some(reply) => Ok(json_reply(reply)),
+            None => Err(not_found()),
         };
     }
     // Another gateway holds it (a load balancer sent the POST here): forward over the bus.
     let forward = SseForward {
-        conn: conn.clone(),
+        conn,
+        secret,
         frame: text.to_string(),
     };
-    let body = match serde_json::to_vec(&forward) {
-        Ok(b) => b,
-        Err(e) => return reply_error(StatusCode::INTERNAL_SERVER_ERROR, HeraldError::internal(e)),
-    };
-    match shared
+    let body = serde_json::to_vec(&forward).map_err(HeraldError::internal)?;
+    let reply = shared
         .bus
         .request(
             &subjects::gateway_sse(&id.gateway),
             body.into(),
             shared.config.command_timeout,
         )
-        .await
-    {
-        Ok(reply) => match String::from_utf8(reply.to_vec()) {
-            Ok(frame) => json_reply(frame),
-            Err(e) => reply_error(StatusCode::INTERNAL_SERVER_ERROR, HeraldError::internal(e)),
+        .await;
+    match reply {
+        Ok(reply) => match serde_json::from_slice::<SseForwardReply>(&reply) {
+            Ok(SseForwardReply::Handled { frame }) => Ok(json_reply(frame)),
+            Ok(SseForwardReply::NotFound) => Err(not_found()),
+            Err(e) => Err(HeraldError::internal(format!("bad forwarded SSE reply: {e}")).into()),
         },
-        Err(herald_core::bus::BusError::NoResponders(_)) => unknown_connection(&conn),
-        Err(e) => reply_error(StatusCode::SERVICE_UNAVAILABLE, bus_error(e)),
+        Err(herald_core::bus::BusError::NoResponders(_)) => Err(not_found()),
+        Err(e) => Err(bus_error(e).into()),
     }
+}
+
+/// Hands `frame` to the SSE connection `id` of this gateway if `secret` proves the caller owns
+/// it; `None` for an unknown id, a WebSocket connection or a missing or wrong secret alike.
+async fn handle_owned(
+    shared: &Shared,
+    id: &ConnId,
+    secret: Option<&str>,
+    frame: &str,
+) -> Option<String> {
+    let connection = shared.registry.get(id.local)?;
+    if !connection.is_sse_secret(secret?) {
+        return None;
+    }
+    Some(session::handle_frame(shared, &connection, frame).await)
 }
 
 /// Answers SSE frames other gateways forward for connections this one holds.
@@ -164,41 +191,45 @@ pub(crate) async fn start_forwarding(shared: &Arc<Shared>) -> anyhow::Result<()>
                     return;
                 };
                 let reply = match serde_json::from_slice::<SseForward>(&message.payload) {
-                    Ok(forward) => match ConnId::parse(&forward.conn)
-                        .and_then(|id| shared.registry.get(id.seq))
-                    {
-                        Some(connection) => {
-                            session::handle_frame(&shared, &connection, &forward.frame).await
+                    Ok(forward) => {
+                        let id = ConnId::parse(&forward.conn).filter(|id| id.gateway == shared.id);
+                        let handled = match id {
+                            Some(id) => {
+                                let secret = forward.secret.as_deref();
+                                handle_owned(&shared, &id, secret, &forward.frame).await
+                            }
+                            None => None,
+                        };
+                        match handled {
+                            Some(frame) => SseForwardReply::Handled { frame },
+                            None => SseForwardReply::NotFound,
                         }
-                        None => ServerFrame::error(None, &unknown(&forward.conn)).encode(),
+                    }
+                    Err(e) => SseForwardReply::Handled {
+                        frame: ServerFrame::error(None, &HeraldError::internal(e)).encode(),
                     },
-                    Err(e) => ServerFrame::error(None, &HeraldError::internal(e)).encode(),
                 };
-                let _ = shared.bus.publish(&reply_to, reply.into()).await;
+                match serde_json::to_vec(&reply) {
+                    Ok(reply) => {
+                        let _ = shared.bus.publish(&reply_to, reply.into()).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a forwarded SSE reply"),
+                }
             });
         }
     });
     Ok(())
 }
 
-fn unknown(conn: &str) -> HeraldError {
-    HeraldError::bad_request(format!(
-        "unknown connection {:?}: it closed or never existed; open a new one with GET /sse",
-        conn.chars().take(40).collect::<String>()
-    ))
-}
-
-fn unknown_connection(conn: &str) -> Response {
-    reply_error(StatusCode::NOT_FOUND, unknown(conn))
-}
-
-fn reply_error(status: StatusCode, error: HeraldError) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        ServerFrame::error(None, &error).encode(),
+/// The one answer for every POST that does not prove it owns an SSE connection, so nobody
+/// can tell which connection ids exist.
+fn not_found() -> ErrorReply {
+    HeraldError::new(
+        ErrorCode::NotFound,
+        "no such SSE connection, or the X-Herald-Secret header does not match it; \
+         open a new one with GET /sse and send the secret its welcome carried",
     )
-        .into_response()
+    .into()
 }
 
 fn json_reply(frame: String) -> Response {

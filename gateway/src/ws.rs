@@ -1,9 +1,11 @@
 //! The WebSocket transport at `/ws`: a reader that turns frames into replies and a writer that
 //! drains the outbox, pings, and closes with a reason.
 
+use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::{session, Shared};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
@@ -24,18 +26,20 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    ws: WebSocketUpgrade,
-) -> Response {
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ErrorReply> {
+    let ws = ws?;
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     // Frames a little over the limit are read and answered with `too_large`; far larger ones
     // (over twice the limit) end the connection, as reading them would cost memory.
     let hard_limit = shared.config.max_frame_bytes * 2 + 4096;
-    ws.read_buffer_size(READ_BUFFER_BYTES)
+    Ok(ws
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(WRITE_BUFFER_BYTES * 64 + shared.config.max_frame_bytes)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve(shared, socket, peer))
+        .on_upgrade(move |socket| serve(shared, socket, peer)))
 }
 
 async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>) {
@@ -43,7 +47,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>) {
         return;
     }
     let _tracked = shared.tracker.token();
-    let (connection, outbox) = session::open(&shared);
+    let (connection, outbox) = session::open(&shared, session::Transport::WebSocket);
     session::set_peer(&connection, peer).await;
     connection
         .outbox
@@ -58,7 +62,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>) {
 
 async fn read(shared: &Shared, connection: &Arc<Connection>, mut stream: SplitStream<WebSocket>) {
     let closing = connection.outbox.closer();
-    loop {
+    let reason = loop {
         let message = tokio::select! {
             _ = closing.cancelled() => return,
             m = stream.next() => m,
@@ -68,22 +72,51 @@ async fn read(shared: &Shared, connection: &Arc<Connection>, mut stream: SplitSt
                 let reply = session::handle_frame(shared, connection, text.as_str()).await;
                 connection.outbox.offer(Utf8Bytes::from(reply));
             }
-            Some(Ok(Message::Binary(_))) => {
-                let error = herald_core::HeraldError::bad_request(
-                    "binary frames are not supported; send JSON text frames",
-                );
-                let reply = herald_core::protocol::server_frames::ServerFrame::error(None, &error);
-                connection.outbox.offer(Utf8Bytes::from(reply.encode()));
-            }
+            Some(Ok(Message::Binary(_))) => break UNSUPPORTED_DATA,
             Some(Ok(Message::Pong(_) | Message::Ping(_))) => connection.seen(),
-            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(Message::Close(_))) | None => break CloseReason::PEER_GONE,
             Some(Err(e)) => {
                 tracing::debug!(conn = %connection.id_text, error = %e, "websocket read failed");
-                break;
+                break read_error_reason(e);
             }
         }
+    };
+    connection.outbox.close(reason);
+}
+
+/// The protocol speaks JSON text frames only (close 1003).
+const UNSUPPORTED_DATA: CloseReason = CloseReason {
+    code: 1003,
+    reason: "binary frames are not supported; send JSON text frames",
+};
+/// A frame over the hard limit (close 1009): reading it would cost memory.
+const FRAME_TOO_LARGE: CloseReason = CloseReason {
+    code: 1009,
+    reason: "frame far over the size limit",
+};
+/// A text frame that is not UTF-8 (close 1007).
+const INVALID_UTF8: CloseReason = CloseReason {
+    code: 1007,
+    reason: "text frame is not valid UTF-8",
+};
+/// A frame that breaks RFC 6455 (close 1002): unmasked, reserved bits, bad opcode, ...
+const PROTOCOL_ERROR: CloseReason = CloseReason {
+    code: 1002,
+    reason: "WebSocket protocol error",
+};
+
+/// Why reading failed, as the close the client gets: a close frame with the code RFC 6455 names
+/// for the problem, or none when the peer is gone. axum wraps tungstenite's error, which must be
+/// the version axum uses for the downcast to match (an unknown error counts as a peer gone).
+fn read_error_reason(error: axum::Error) -> CloseReason {
+    use tungstenite::error::{Error, ProtocolError};
+    match error.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(Error::Capacity(_)) => FRAME_TOO_LARGE,
+        Ok(Error::Utf8(_)) => INVALID_UTF8,
+        Ok(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => CloseReason::PEER_GONE,
+        Ok(Error::Protocol(_)) => PROTOCOL_ERROR,
+        _ => CloseReason::PEER_GONE,
     }
-    connection.outbox.close(CloseReason::PEER_GONE);
 }
 
 async fn write(

@@ -1,7 +1,7 @@
 //! Publishing until a dispatcher accepts, with capped exponential backoff: shared by the adapters
 //! that read from a feed (file-tail, Redis) and must not move on before an event was taken.
 
-use crate::publish::publish;
+use crate::publish::{new_event_id, publish_as};
 use herald_core::bus::Bus;
 use herald_core::protocol::notify::Notify;
 use herald_core::{ErrorCode, HeraldError};
@@ -55,8 +55,8 @@ pub enum Outcome {
 /// with `backoff` until a dispatcher accepts or refuses it, or `shutdown` fires between attempts.
 /// An attempt already sent is never abandoned half-way. `on_retry` hears every retried error.
 ///
-/// After an accept timeout the event may have been published anyway, so a retry can deliver it
-/// twice: this is at-least-once, not exactly-once.
+/// Every attempt carries the same event id, so gateways that already delivered it drop the copy
+/// a retry publishes (within their memory of recent ids; see the gateway's `recent` module).
 pub async fn publish_until_accepted(
     bus: &dyn Bus,
     notify: &Notify,
@@ -64,8 +64,9 @@ pub async fn publish_until_accepted(
     shutdown: &CancellationToken,
     mut on_retry: impl FnMut(&HeraldError, Duration),
 ) -> Outcome {
+    let id = new_event_id();
     loop {
-        match publish(bus, notify).await {
+        match publish_as(bus, &id, notify).await {
             Ok(id) => {
                 backoff.reset();
                 return Outcome::Accepted(id);

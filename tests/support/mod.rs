@@ -210,14 +210,25 @@ impl Nats {
 
 /// Starts `herald <args>`; for roles that listen, returns the address they printed.
 pub fn herald(args: &[&str]) -> (Process, Option<String>) {
+    herald_with(args, &[], Stdio::inherit())
+}
+
+/// [`herald`] with environment variables `env` added (they win over the test's own) and its
+/// log (stderr) sent to `stderr`, e.g. a file a test reads.
+pub fn herald_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: impl Into<Stdio>,
+) -> (Process, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(args)
         .env(
             "HERALD_LOG",
             std::env::var("HERALD_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start herald");
     let stdout = child.stdout.take().expect("stdout");
@@ -388,6 +399,29 @@ impl Ws {
             .send(Message::Text(text.into()))
             .await
             .expect("send");
+    }
+
+    /// Sends raw text, ignoring a failed send (the server may close before reading it all).
+    pub async fn try_send_text(&mut self, text: &str) {
+        let _ = self.stream.send(Message::Text(text.into())).await;
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.stream
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Writes raw bytes to the TCP connection, past the WebSocket library (for frames it
+    /// would refuse to send).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = self.stream.get_mut() else {
+            panic!("tests speak plain ws://");
+        };
+        tcp.write_all(bytes).await.expect("write");
     }
 
     /// Sends a request frame with a fresh id and returns its reply (events in between are
@@ -583,16 +617,16 @@ impl Rest {
 /// An SSE connection: `GET /sse` plus `POST /sse/{conn}`.
 pub struct Sse {
     pub conn: String,
+    /// The secret from `welcome` that every POST sends in `X-Herald-Secret`.
+    pub secret: String,
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
-    client: reqwest::Client,
 }
 
 impl Sse {
     /// Opens the stream and reads `welcome`.
     pub async fn open(base: &str) -> Sse {
-        let client = reqwest::Client::new();
-        let response = client
+        let response = reqwest::Client::new()
             .get(format!("{base}/sse"))
             .send()
             .await
@@ -600,13 +634,14 @@ impl Sse {
         assert_eq!(response.status().as_u16(), 200);
         let mut sse = Sse {
             conn: String::new(),
+            secret: String::new(),
             body: Box::pin(response.bytes_stream()),
             buffer: String::new(),
-            client,
         };
         let welcome = sse.next_frame().await;
         assert_eq!(welcome["type"], "welcome");
         sse.conn = welcome["conn"].as_str().expect("conn").to_string();
+        sse.secret = welcome["secret"].as_str().expect("SSE secret").to_string();
         sse
     }
 
@@ -636,13 +671,93 @@ impl Sse {
 
     /// POSTs a client frame to `base` (any gateway) and returns the reply frame.
     pub async fn post(&self, base: &str, frame: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{base}/sse/{}", self.conn))
-            .body(frame.to_string())
-            .send()
-            .await
-            .expect("POST /sse");
-        response.json().await.expect("reply frame")
+        let (status, reply) = post_sse_frame(base, &self.conn, Some(&self.secret), frame).await;
+        assert_eq!(status, 200, "{reply}");
+        reply
+    }
+}
+
+/// POSTs `frame` to `POST /sse/{conn}` at `base`, with `secret` in `X-Herald-Secret` if given;
+/// returns the status and the JSON body (as a string value if it is not JSON).
+pub async fn post_sse_frame(
+    base: &str,
+    conn: &str,
+    secret: Option<&str>,
+    frame: Value,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/sse/{conn}"))
+        .body(frame.to_string());
+    if let Some(secret) = secret {
+        request = request.header("x-herald-secret", secret);
+    }
+    let response = request.send().await.expect("POST /sse");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Runs `herald <args>` that must fail to start: waits for it to exit within the deadline and
+/// returns its log (stderr).
+pub fn herald_refuses(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start herald");
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("herald {args:?} kept running; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+    }
+    assert!(
+        !status.success(),
+        "herald {args:?} exited successfully: {log}"
+    );
+    log
+}
+
+impl Nats {
+    /// A nats-server on `port` run with the configuration file `config` (which says where it
+    /// listens, logs and stores); waits until it accepts connections.
+    pub fn with_config(config: &std::path::Path, port: u16) -> Nats {
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "nats-server -c {config:?} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            process: Process {
+                child,
+                name: "nats-server".into(),
+            },
+            _store: tempfile::tempdir().expect("tempdir"),
+        }
     }
 }

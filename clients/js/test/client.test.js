@@ -234,9 +234,10 @@ test("two WebSocket attempts that never open lead to SSE, with frames POSTed to 
   es.accept("s-1");
   assert.equal((await ident).user, "carol");
   await join;
-  assert.deepEqual(world.posts.map((p) => [p.method, p.url, p.frame.type]), [
-    ["POST", "http://gw.test:8080/sse/s-1", "ident"],
-    ["POST", "http://gw.test:8080/sse/s-1", "join"],
+  // Each POST proves it owns the stream with the secret from the stream's welcome.
+  assert.deepEqual(world.posts.map((p) => [p.method, p.url, p.frame.type, p.secret]), [
+    ["POST", "http://gw.test:8080/sse/s-1", "ident", "secret-of-s-1"],
+    ["POST", "http://gw.test:8080/sse/s-1", "join", "secret-of-s-1"],
   ]);
   assert.equal(h.transport, "sse");
   const got = [];

@@ -74,7 +74,8 @@ export function makeFakes() {
     // ---- the server's side ----
     accept(conn = `sse-${world.nextConn++}`) {
       this.conn = conn;
-      this.push({ type: "welcome", conn, heartbeat_ms: 25000 });
+      this.secret = `secret-of-${conn}`;
+      this.push({ type: "welcome", conn, heartbeat_ms: 25000, secret: this.secret });
       return conn;
     }
     push(frame) {
@@ -85,9 +86,11 @@ export function makeFakes() {
 
   async function fakeFetch(url, init) {
     const frame = JSON.parse(init.body);
-    world.posts.push({ url, method: init.method, frame });
+    const secret = init.headers?.["X-Herald-Secret"];
+    world.posts.push({ url, method: init.method, frame, secret });
     const conn = decodeURIComponent(url.split("/").pop());
-    if (!world.sources.some((s) => s.conn === conn && !s.closed)) {
+    // As the server does: an unknown connection and a wrong secret get the same 404.
+    if (!world.sources.some((s) => s.conn === conn && s.secret === secret && !s.closed)) {
       return { status: 404, ok: false, text: async () => JSON.stringify({ error: { code: "not_found", message: "no such connection" } }) };
     }
     const reply = world.respond(frame, "sse");

@@ -4,6 +4,7 @@
 //! so code above the seam behaves the same in embedded mode and on a cluster.
 
 pub mod conformance;
+pub mod failover;
 mod memory;
 mod nats;
 

@@ -27,6 +27,20 @@ impl NatsBus {
         &self.client
     }
 
+    /// The wait before reconnect attempt `attempts` (async-nats counts from 1): at once, then
+    /// 50 ms more per attempt up to half a second, plus a little jitter so that many clients
+    /// do not knock in step. async-nats's own backoff grows to 4 s, so a restarted server was
+    /// found only seconds after it was back; pass this to
+    /// `ConnectOptions::reconnect_delay_callback`.
+    pub fn reconnect_delay(attempts: usize) -> Duration {
+        if attempts <= 1 {
+            return Duration::ZERO;
+        }
+        let steps = u32::try_from(attempts).unwrap_or(u32::MAX);
+        let base = (Duration::from_millis(50) * steps).min(Duration::from_millis(500));
+        base + Duration::from_millis(rand::random::<u64>() % 50)
+    }
+
     fn check_connected(&self) -> Result<(), BusError> {
         if self.is_connected() {
             Ok(())

@@ -3,6 +3,12 @@
 //! Requires nats-server 2.10 or newer (async-nats cannot read 2.9's account info when creating
 //! a bucket). Filtered listings use an ordered consumer with a subject filter and
 //! "last per subject" delivery, so listing one channel reads only that channel's keys.
+//!
+//! On a cluster that lost a node, JetStream places such a one-replica consumer on any peer of
+//! the bucket's group, the lost one included until the cluster marks it offline, and that
+//! creation is never answered: one listing in three hung for the whole request timeout. So a
+//! creation still unanswered after [`HEDGE_AFTER`] is asked again alongside the first, and the
+//! first consumer that answers is used.
 
 use super::{Kv, KvError};
 use async_nats::jetstream::{self, consumer, kv};
@@ -13,6 +19,13 @@ use std::time::Duration;
 
 /// How long one filtered listing may take before it is reported as unavailable.
 const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a consumer creation may go unanswered before another is asked for; a healthy
+/// cluster answers in milliseconds.
+const HEDGE_AFTER: Duration = Duration::from_millis(400);
+
+/// Most consumer creations one listing asks for.
+const MAX_CREATIONS: usize = 4;
 
 /// A [`Kv`] backed by a JetStream KV bucket.
 #[derive(Clone)]
@@ -54,6 +67,48 @@ impl NatsKv {
     }
 }
 
+impl NatsKv {
+    /// An ordered consumer over the last value of each key matching `filter`; hedged, see the
+    /// module doc.
+    async fn listing_consumer(
+        &self,
+        filter: &str,
+    ) -> Result<consumer::Consumer<consumer::push::OrderedConfig>, KvError> {
+        let create = || {
+            self.store
+                .stream
+                .create_consumer(consumer::push::OrderedConfig {
+                    deliver_subject: self.client.new_inbox(),
+                    filter_subject: format!("{}{filter}", self.store.prefix),
+                    deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                    replay_policy: consumer::ReplayPolicy::Instant,
+                    ..Default::default()
+                })
+        };
+        let mut creations = futures::stream::FuturesUnordered::new();
+        creations.push(create());
+        let mut last_error = None;
+        loop {
+            tokio::select! {
+                created = creations.next(), if !creations.is_empty() => match created {
+                    Some(Ok(consumer)) => return Ok(consumer),
+                    Some(Err(e)) => last_error = Some(e),
+                    None => {}
+                },
+                _ = tokio::time::sleep(HEDGE_AFTER), if creations.len() < MAX_CREATIONS => {
+                    creations.push(create());
+                }
+            }
+            if creations.is_empty() {
+                return Err(last_error.map_or_else(
+                    || KvError::Unavailable("no listing consumer".into()),
+                    unavailable,
+                ));
+            }
+        }
+    }
+}
+
 fn unavailable(e: impl std::fmt::Display) -> KvError {
     KvError::Unavailable(e.to_string())
 }
@@ -87,18 +142,9 @@ impl Kv for NatsKv {
 
     async fn entries(&self, filter: &str) -> Result<Vec<(String, Bytes)>, KvError> {
         let prefix = &self.store.prefix;
-        let consumer = self
-            .store
-            .stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
-                filter_subject: format!("{prefix}{filter}"),
-                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-                replay_policy: consumer::ReplayPolicy::Instant,
-                ..Default::default()
-            })
+        let consumer = tokio::time::timeout(LIST_TIMEOUT, self.listing_consumer(filter))
             .await
-            .map_err(unavailable)?;
+            .map_err(|_| KvError::Unavailable(format!("listing {filter} timed out")))??;
         if consumer.cached_info().num_pending == 0 {
             return Ok(Vec::new());
         }

@@ -13,7 +13,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// The credentials are fine but do not allow this.
     Forbidden,
-    /// The thing asked for does not exist (REST only).
+    /// The thing asked for does not exist: a REST endpoint, or (for `POST /sse/{conn}`) an SSE
+    /// connection whose secret the caller sent.
     NotFound,
     /// The body or frame exceeds the configured limit.
     TooLarge,

@@ -16,6 +16,10 @@ pub enum ServerFrame {
         conn: String,
         /// How often the server pings; a client may use it to size its own timeouts.
         heartbeat_ms: u64,
+        /// SSE only: the connection's secret, which every `POST /sse/{conn}` must send in the
+        /// `X-Herald-Secret` header to prove it owns the stream.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
     },
     /// A request succeeded.
     Ok {
@@ -103,10 +107,20 @@ mod tests {
         assert_eq!(
             ServerFrame::Welcome {
                 conn: "g-1".into(),
-                heartbeat_ms: 25000
+                heartbeat_ms: 25000,
+                secret: None,
             }
             .encode(),
             r#"{"type":"welcome","conn":"g-1","heartbeat_ms":25000}"#
+        );
+        assert_eq!(
+            ServerFrame::Welcome {
+                conn: "g-2".into(),
+                heartbeat_ms: 25000,
+                secret: Some("s3".into()),
+            }
+            .encode(),
+            r#"{"type":"welcome","conn":"g-2","heartbeat_ms":25000,"secret":"s3"}"#
         );
         assert_eq!(
             ServerFrame::Ok {

@@ -266,7 +266,7 @@ async fn wait(wake: &tokio::sync::Notify, shutdown: &CancellationToken, interval
 mod tests {
     use super::*;
     use herald_core::bus::MemoryBus;
-    use herald_core::messages::NotifyReply;
+    use herald_core::messages::{NotifyReply, NotifyRequest};
     use herald_core::subjects;
     use std::io::Write;
 
@@ -344,7 +344,9 @@ mod tests {
                 .await
                 .expect("a notify in time")
                 .expect("subscription open");
-            let notify = Notify::decode(&message.payload).unwrap();
+            let notify = serde_json::from_slice::<NotifyRequest>(&message.payload)
+                .unwrap()
+                .notify;
             assert_eq!(notify.targets.channels, vec!["logs"]);
             let value: serde_json::Value = serde_json::from_str(notify.payload.get()).unwrap();
             seen.push(value["n"].as_u64().unwrap());

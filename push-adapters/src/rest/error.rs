@@ -1,8 +1,11 @@
-//! REST errors: every failure answers `{"error":{"code","message"}}` with the code's status.
+//! REST errors: every failure answers `{"error":{"code","message"}}` with the code's status,
+//! also what axum refuses before a handler runs (a bad path, a wrong method, no such route),
+//! which it would answer in plain text or with an empty body.
 
-use axum::http::StatusCode;
+use axum::extract::rejection::PathRejection;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use herald_core::HeraldError;
+use herald_core::{ErrorCode, HeraldError};
 use serde_json::json;
 
 /// An error answered to a REST caller.
@@ -28,4 +31,35 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        let code = if r.status() == StatusCode::NOT_FOUND {
+            ErrorCode::NotFound
+        } else {
+            ErrorCode::BadRequest
+        };
+        ApiError(HeraldError::new(
+            code,
+            format!("bad URL path: {}", r.body_text()),
+        ))
+    }
+}
+
+/// Answers a path no route serves: a JSON 404 (the router's fallback).
+pub async fn not_found() -> ApiError {
+    HeraldError::new(
+        ErrorCode::NotFound,
+        "no such endpoint; see docs/protocol.md",
+    )
+    .into()
+}
+
+/// Answers a method a route does not take: 405 (axum adds `Allow`) with a JSON body.
+pub async fn method_not_allowed(method: Method) -> Response {
+    let error = HeraldError::bad_request(format!(
+        "method {method} is not allowed here; the Allow header lists the ones that are"
+    ));
+    (StatusCode::METHOD_NOT_ALLOWED, ApiError(error)).into_response()
 }

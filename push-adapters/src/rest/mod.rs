@@ -16,7 +16,7 @@ use herald_core::credentials::ApiKeys;
 use herald_core::metrics::{Metric, Metrics};
 use std::sync::Arc;
 
-pub use error::ApiError;
+pub use error::{method_not_allowed, not_found, ApiError};
 
 /// What the REST adapter needs to know.
 #[derive(Clone)]

@@ -2,16 +2,18 @@
 
 use super::auth::require_key;
 use super::body;
-use super::error::ApiError;
+use super::error::{not_found, ApiError};
 use super::RestState;
 use crate::publish::publish;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use herald_core::bus::failover;
 use herald_core::messages::{Query, QueryReply};
 use herald_core::names::check_name;
 use herald_core::protocol::notify::{Notify, Targets};
@@ -38,6 +40,7 @@ pub(crate) fn router(state: Arc<RestState>) -> Router {
         .route("/push", post(super::turted::push))
         .route("/push/", post(super::turted::push))
         .route("/v1/{*rest}", axum::routing::any(not_found))
+        .method_not_allowed_fallback(super::error::method_not_allowed)
         .with_state(state)
 }
 
@@ -63,10 +66,11 @@ async fn notify(
 
 async fn notify_user(
     State(state): State<Arc<RestState>>,
-    Path(user): Path<String>,
+    user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
+    let Path(user) = user?;
     let targets = Targets {
         users: vec![user],
         ..Targets::default()
@@ -76,10 +80,11 @@ async fn notify_user(
 
 async fn notify_channel(
     State(state): State<Arc<RestState>>,
-    Path(channel): Path<String>,
+    channel: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
+    let Path(channel) = channel?;
     let targets = Targets {
         channels: vec![channel],
         ..Targets::default()
@@ -208,15 +213,15 @@ async fn tokens(
 
 async fn query(state: &RestState, query: Query) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(&query).map_err(HeraldError::internal)?;
-    let reply = state
-        .bus
-        .request(
-            subjects::QUERY,
-            Bytes::from(body),
-            crate::publish::ACCEPT_TIMEOUT,
-        )
-        .await
-        .map_err(|e| HeraldError::unavailable(format!("no dispatcher answered, retry: {e}")))?;
+    // Every query is safe to repeat; a dispatcher that dies with one costs a short attempt.
+    let reply = failover::request(
+        state.bus.as_ref(),
+        subjects::QUERY,
+        Bytes::from(body),
+        crate::publish::ACCEPT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| HeraldError::unavailable(format!("no dispatcher answered, retry: {e}")))?;
     match serde_json::from_slice::<QueryReply>(&reply) {
         Ok(QueryReply::Answer { body }) => Ok(Json(body).into_response()),
         Ok(QueryReply::Failed { error }) => Err(error.into()),
@@ -226,9 +231,10 @@ async fn query(state: &RestState, query: Query) -> Result<Response, ApiError> {
 
 async fn user_info(
     State(state): State<Arc<RestState>>,
-    Path(user): Path<String>,
+    user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(user) = user?;
     require_key(&state, &headers).await?;
     check_name("user", &user)?;
     query(&state, Query::User { user }).await
@@ -236,9 +242,10 @@ async fn user_info(
 
 async fn channel_info(
     State(state): State<Arc<RestState>>,
-    Path(channel): Path<String>,
+    channel: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(channel) = channel?;
     require_key(&state, &headers).await?;
     check_name("channel", &channel)?;
     query(&state, Query::Channel { channel }).await
@@ -254,19 +261,11 @@ async fn channels(
 
 async fn disconnect(
     State(state): State<Arc<RestState>>,
-    Path(user): Path<String>,
+    user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(user) = user?;
     require_key(&state, &headers).await?;
     check_name("user", &user)?;
     query(&state, Query::DisconnectUser { user }).await
-}
-
-/// Answers an unknown path under the REST API with a JSON 404.
-async fn not_found() -> ApiError {
-    HeraldError::new(
-        ErrorCode::NotFound,
-        "no such endpoint; see docs/protocol.md",
-    )
-    .into()
 }
