@@ -527,6 +527,32 @@ mod tests {
     }
 
     #[test]
+    fn auth_and_token_options_have_defaults_and_check_their_files() {
+        let settings = Options::default().resolve().unwrap();
+        assert_eq!(settings.max_token_ttl_secs, 30 * 24 * 3600);
+        assert_eq!(settings.max_concurrent_hashes, 0);
+        assert!(settings.jwt_public_keys.is_empty());
+        let error = Options {
+            max_token_ttl_secs: Some(10),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("at least 60"), "{error}");
+        let dir = std::env::temp_dir().join(format!("herald-config-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+        let error = Options {
+            jwt_jwks: Some(path),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("symmetric"), "{error:#}");
+    }
+
+    #[test]
     fn demo_on_by_default_only_for_a_local_embedded_serve() {
         let local = Options::default().resolve().unwrap();
         assert!(local.demo_on(true).unwrap(), "plain local herald serve");

@@ -36,7 +36,10 @@ async fn notify_with(rest: &Rest, key: &str) -> reqwest::Response {
 /// keeps answering quickly. The per-address limit is off here, to test the hashing bound alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_random_api_keys_keeps_memory_bounded() {
-    let herald = Herald::serve(None, &["--auth-fail-limit", "0"]);
+    let herald = Herald::serve(
+        None,
+        &["--auth-fail-limit", "0", "--max-concurrent-hashes", "2"],
+    );
     let pid = herald.process.child.id();
     assert_eq!(notify_with(&herald.rest, API_KEY).await.status(), 202);
     let before = rss_mib(pid);
@@ -72,7 +75,8 @@ async fn a_flood_of_random_api_keys_keeps_memory_bounded() {
     );
     assert!(peak < before + 150, "RSS grew from {before} to {peak} MiB");
     assert!(refused > 0 && unauthorized > 0);
-    assert!(good_during < Duration::from_millis(500), "{good_during:?}");
+    // Generous: the machine's two cores are busy hashing; the cached key itself waits for none.
+    assert!(good_during < Duration::from_secs(2), "{good_during:?}");
     // Still up, still serving the real key.
     assert_eq!(notify_with(&herald.rest, API_KEY).await.status(), 202);
 }

@@ -11,7 +11,7 @@
 //!   JetStream KV implementation side by side.
 //! - [`credentials`]: argon2id verification with a verdict cache, for API keys and passwords.
 //! - [`auth_limit`]: failed authentication counted per client address, with backoff.
-//! - [`token`]: HS256 JWT minting and verification.
+//! - [`token`]: JWT minting (HS256) and verification (HS256, RS256, ES256, EdDSA), grants.
 //! - [`metrics`]: counters rendered in the Prometheus text format.
 
 pub mod auth_limit;

@@ -27,7 +27,10 @@ async fn start() -> Fixture {
     let kv = Arc::new(MemoryKv::new());
     let shutdown = CancellationToken::new();
     let config = DispatcherConfig {
-        tokens: herald_core::token::TokenKeys::new(Some(SECRET), 3600),
+        tokens: herald_core::token::TokenKeys::new(
+            Some(SECRET),
+            herald_core::token::DEFAULT_MAX_TTL_SECS,
+        ),
         users: Default::default(),
         gateway_timeout: Duration::from_millis(300),
         liveness_interval: Duration::from_millis(50),
