@@ -251,7 +251,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     fn connection(seq: u64) -> Arc<Connection> {
-        let (outbox, receiver) = Outbox::new(4, &CancellationToken::new());
+        let (outbox, receiver) = Outbox::new(4, 1024, &CancellationToken::new());
         std::mem::forget(receiver);
         Arc::new(Connection::new(
             ConnId {

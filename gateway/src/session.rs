@@ -40,8 +40,11 @@ pub(crate) fn open(shared: &Shared) -> (Arc<Connection>, OutboxReceiver) {
         gateway: shared.id.clone(),
         seq: shared.next_conn_seq(),
     };
-    let (outbox, receiver) =
-        crate::outbox::Outbox::new(shared.config.outbox_capacity, &shared.shutdown);
+    let (outbox, receiver) = crate::outbox::Outbox::new(
+        shared.config.outbox_capacity,
+        shared.config.outbox_max_bytes,
+        &shared.shutdown,
+    );
     let connection = Arc::new(Connection::new(id, outbox));
     shared.registry.insert(connection.clone());
     shared.metrics.connections.inc();
@@ -134,6 +137,17 @@ async fn execute(
             let user = identified(state)?;
             if state.channels.contains(&channel) {
                 return Ok(ok(id, None, Some(channel)));
+            }
+            // Each membership is a KV row and a registry entry: bound what one socket holds.
+            let limit = shared.config.max_channels_per_connection;
+            if state.channels.len() >= limit {
+                return Err(HeraldError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "this connection has joined {limit} channels, the most one connection \
+                         may; leave one first, or open another connection"
+                    ),
+                ));
             }
             let join = GatewayCommand::Join {
                 conn,
