@@ -3,6 +3,7 @@
 pub mod client_frames;
 pub mod error;
 pub mod notify;
+pub mod page;
 pub mod server_frames;
 
 use error::HeraldError;
