@@ -11,6 +11,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Bytes read from the socket at a time: small, because idle connections are the common case
 /// and each holds this buffer, fully touched (tungstenite zero-fills it before each read; its
@@ -42,8 +43,16 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
         .outbox
         .offer(Utf8Bytes::from(session::welcome(&shared, &connection)));
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write(shared.clone(), connection.clone(), sink, outbox));
+    let reader_done = CancellationToken::new();
+    let writer = tokio::spawn(write(
+        shared.clone(),
+        connection.clone(),
+        sink,
+        outbox,
+        reader_done.clone(),
+    ));
     read(&shared, &connection, stream).await;
+    reader_done.cancel();
     // The reader returns as soon as the connection must close: presence learns at once, while
     // the writer says goodbye (within its grace) and drops the socket.
     let reason = connection.outbox.close_reason();
@@ -98,6 +107,7 @@ async fn write(
     connection: Arc<Connection>,
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: OutboxReceiver,
+    reader_done: CancellationToken,
 ) {
     let heartbeat = shared.config.heartbeat;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -124,10 +134,20 @@ async fn write(
         }
         // A write waits for a client that does not read: a close request (slow consumer,
         // heartbeat timeout, backend) interrupts it instead of waiting for the client.
+        let write = write_step(&mut sink, &mut outbox, step);
+        tokio::pin!(write);
         let written = tokio::select! {
             biased;
-            _ = &mut closing => break,
-            written = write_step(&mut sink, &mut outbox, step) => written,
+            written = &mut write => written,
+            _ = &mut closing => {
+                if connection.outbox.close_reason() == CloseReason::SLOW_CONSUMER {
+                    break;
+                }
+                // Finish the write under way (it may be the reply that asked for the close),
+                // then say goodbye.
+                let _ = tokio::time::timeout(CLOSE_GRACE, write).await;
+                break;
+            }
         };
         if written.is_err() {
             break;
@@ -142,7 +162,9 @@ async fn write(
     };
     let goodbye = async {
         if reason != CloseReason::SLOW_CONSUMER {
-            // Replies already queued (the error before a close) still go out.
+            // The reply that asked for the close (the last refused ident) is queued after the
+            // request to close: once the reader is done, every reply is in the queue.
+            reader_done.cancelled().await;
             while let Some(frame) = outbox.try_recv() {
                 sink.feed(Message::Text(frame)).await?;
             }
