@@ -254,3 +254,40 @@ async fn channel_list_is_paginated() {
         assert_eq!(body["error"]["code"], "bad_request", "{bad}: {body}");
     }
 }
+
+/// An SSE stream that is not read overflows the same way and leaves presence at once, although
+/// the HTTP server cannot end its response until the client reads again.
+#[tokio::test]
+async fn slow_sse_stream_leaves_presence_at_once() {
+    let h = Herald::serve(None, &["--outbox-capacity", "64"]);
+    let rest = &h.rest;
+    assert_eq!(rest.get("/v1/users/slow-sse").await.1["connected"], false);
+    let sse = Sse::open(&h.base).await;
+    let reply = sse
+        .post(
+            &h.base,
+            json!({"type": "ident", "id": 1, "auth": {"token": token("slow-sse", &[])}}),
+        )
+        .await;
+    assert_eq!(reply["type"], "ok", "{reply}");
+    let payload = json!({ "blob": "s".repeat(16 * 1024) });
+    let started = Instant::now();
+    let mut sent = 0;
+    while metric(&h.base, "herald_gateway_slow_consumers_total").await == 0 {
+        assert!(
+            sent < 5000 && started.elapsed() < 3 * DEADLINE,
+            "no slow consumer after {sent} events"
+        );
+        for _ in 0..20 {
+            rest.notify("FLOOD", json!({"users": ["slow-sse"]}), payload.clone())
+                .await;
+        }
+        sent += 20;
+    }
+    eventually_within(Duration::from_secs(2), "the slow stream leaves", || async {
+        rest.get("/v1/users/slow-sse").await.1["connected"] == json!(false)
+            && metric(&h.base, "herald_gateway_connections").await == 0
+    })
+    .await;
+    drop(sse);
+}
