@@ -3,7 +3,7 @@
 
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
-use crate::{session, Shared};
+use crate::{delivery, session, Shared};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -70,14 +70,14 @@ async fn read(shared: &Shared, connection: &Arc<Connection>, mut stream: SplitSt
         match message {
             Some(Ok(Message::Text(text))) => {
                 let reply = session::handle_frame(shared, connection, text.as_str()).await;
-                connection.outbox.offer(Utf8Bytes::from(reply));
+                delivery::queue(shared, connection, Utf8Bytes::from(reply));
             }
             Some(Ok(Message::Binary(_))) => {
                 let error = herald_core::HeraldError::bad_request(
                     "binary frames are not supported; send JSON text frames",
                 );
                 let reply = herald_core::protocol::server_frames::ServerFrame::error(None, &error);
-                connection.outbox.offer(Utf8Bytes::from(reply.encode()));
+                delivery::queue(shared, connection, Utf8Bytes::from(reply.encode()));
             }
             Some(Ok(Message::Pong(_) | Message::Ping(_))) => connection.seen(),
             Some(Ok(Message::Close(_))) | None => break,
