@@ -175,13 +175,18 @@ impl Outbox {
         }
     }
 
-    /// Asks the connection to close with `reason`; the first reason wins. Returns whether
-    /// this call was the first.
+    /// Asks the connection to close with `reason`; the first reason wins, and a gateway
+    /// shutdown that came first counts as the first. Returns whether this call was the first.
     pub fn close(&self, reason: CloseReason) -> bool {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         let first = slot.is_none();
         if first {
-            *slot = Some(reason);
+            let shut_down = self.closer.is_cancelled();
+            *slot = Some(if shut_down {
+                CloseReason::GOING_AWAY
+            } else {
+                reason
+            });
         }
         drop(slot);
         self.closer.cancel();
@@ -245,6 +250,9 @@ mod tests {
         let (outbox, receiver) = Outbox::new(2, 1024, &parent);
         parent.cancel();
         assert!(receiver.closer.is_cancelled());
+        assert_eq!(outbox.close_reason(), CloseReason::GOING_AWAY);
+        // The writer and reader noticing the closed socket afterwards do not change why.
+        outbox.close(CloseReason::PEER_GONE);
         assert_eq!(outbox.close_reason(), CloseReason::GOING_AWAY);
     }
 }
