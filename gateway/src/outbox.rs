@@ -163,7 +163,8 @@ impl Outbox {
     }
 
     /// Bytes queued and not yet taken by the writer.
-    pub fn queued_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
         self.queued_bytes.load(Ordering::Relaxed)
     }
 
