@@ -27,7 +27,8 @@
 # BROADCAST_EVENTS (10), STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a
 # failure), BENCH_ARGS (extra herald-bench flags), PROFILE (release; or debug), SKIP_BUILD (0),
 # RESULTS (file the JSON result lines are appended to), HERALD_LOG (warn), OUTBOX_CAPACITY
-# (the gateways' --outbox-capacity; their default when unset),
+# (the gateways' --outbox-capacity; their default when unset), OUTBOX_MAX_BYTES (with
+# OUTBOX_CAPACITY, the gateways' --outbox-max-bytes; default 64 MiB),
 # HERALD_NATS_SERVER (a nats-server >= 2.10 for Herald), NATS_WS_SERVER (the nats-server
 # binary of the raw WebSocket reference; default the same).
 #
@@ -219,7 +220,10 @@ done
 gateway_args=()
 gateway_pids=()
 outbox_args=()
-[ -n "$OUTBOX_CAPACITY" ] && outbox_args=(--outbox-capacity "$OUTBOX_CAPACITY")
+# A deep outbox in frames is deep in bytes too: OUTBOX_MAX_BYTES, default 64 MiB (nats-server's
+# per-client pending limit, as for the frames).
+[ -n "$OUTBOX_CAPACITY" ] && outbox_args=(--outbox-capacity "$OUTBOX_CAPACITY"
+  --outbox-max-bytes "${OUTBOX_MAX_BYTES:-67108864}")
 for i in $(seq 1 "$GATEWAYS"); do
   start_role "gateway$i" gateway --nats "$nats_url" --listen 127.0.0.1:0 --jwt-secret "$secret" "${outbox_args[@]}"
   gateway_pids+=(--gateway-pid "$last_pid")

@@ -51,6 +51,14 @@ pub struct Options {
     /// (default 1024).
     #[arg(long, env = "HERALD_OUTBOX_CAPACITY", value_name = "FRAMES")]
     pub outbox_capacity: Option<usize>,
+    /// Bytes a connection may have queued before it is closed as a slow consumer (default
+    /// 1048576; at least max-payload-bytes).
+    #[arg(long, env = "HERALD_OUTBOX_MAX_BYTES", value_name = "BYTES")]
+    pub outbox_max_bytes: Option<usize>,
+    /// Channels one connection may have joined at once (default 100); a join beyond gets
+    /// `forbidden`.
+    #[arg(long, env = "HERALD_MAX_CHANNELS_PER_CONNECTION", value_name = "N")]
+    pub max_channels_per_connection: Option<usize>,
     /// How often a gateway reports it is alive, in milliseconds (default 1000).
     #[arg(long, env = "HERALD_LIVENESS_INTERVAL_MS", value_name = "MS")]
     pub liveness_interval_ms: Option<u64>,
@@ -136,6 +144,8 @@ struct FileOptions {
     max_payload_bytes: Option<usize>,
     heartbeat_ms: Option<u64>,
     outbox_capacity: Option<usize>,
+    outbox_max_bytes: Option<usize>,
+    max_channels_per_connection: Option<usize>,
     liveness_interval_ms: Option<u64>,
     gateway_timeout_ms: Option<u64>,
     kv_replicas: Option<usize>,
@@ -267,6 +277,8 @@ pub struct Settings {
     pub max_payload_bytes: usize,
     pub heartbeat: Duration,
     pub outbox_capacity: usize,
+    pub outbox_max_bytes: usize,
+    pub max_channels_per_connection: usize,
     pub liveness_interval: Duration,
     pub gateway_timeout: Duration,
     pub kv_replicas: usize,
@@ -345,6 +357,23 @@ impl Options {
         if max_payload_bytes == 0 || max_payload_bytes > 1024 * 1024 {
             bail!("max-payload-bytes must be between 1 and 1048576 (NATS's default message limit)");
         }
+        let outbox_max_bytes = self
+            .outbox_max_bytes
+            .or(file.outbox_max_bytes)
+            .unwrap_or(1024 * 1024);
+        if outbox_max_bytes < max_payload_bytes {
+            bail!(
+                "outbox-max-bytes ({outbox_max_bytes}) must be at least max-payload-bytes \
+                 ({max_payload_bytes}), or no connection could be sent a full-size event"
+            );
+        }
+        let max_channels_per_connection = self
+            .max_channels_per_connection
+            .or(file.max_channels_per_connection)
+            .unwrap_or(100);
+        if max_channels_per_connection == 0 {
+            bail!("max-channels-per-connection must be positive");
+        }
         let millis = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
             let ms = flag.or(file).unwrap_or(default);
             if ms == 0 {
@@ -400,6 +429,8 @@ impl Options {
                 .or(file.outbox_capacity)
                 .unwrap_or(1024)
                 .max(1),
+            outbox_max_bytes,
+            max_channels_per_connection,
             liveness_interval: millis(
                 self.liveness_interval_ms,
                 file.liveness_interval_ms,
@@ -507,6 +538,31 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+
+    #[test]
+    fn connection_bounds_default_and_are_checked() {
+        let settings = Options::default().resolve().unwrap();
+        assert_eq!(settings.outbox_max_bytes, 1024 * 1024);
+        assert_eq!(settings.max_channels_per_connection, 100);
+        let error = Options {
+            max_payload_bytes: Some(65_536),
+            outbox_max_bytes: Some(1000),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("at least max-payload-bytes"),
+            "{error}"
+        );
+        let error = Options {
+            max_channels_per_connection: Some(0),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("positive"), "{error}");
     }
 
     #[test]

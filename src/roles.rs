@@ -287,6 +287,8 @@ fn gateway_config(settings: &Settings) -> herald_gateway::GatewayConfig {
         heartbeat: settings.heartbeat,
         max_frame_bytes: settings.max_payload_bytes,
         outbox_capacity: settings.outbox_capacity,
+        outbox_max_bytes: settings.outbox_max_bytes,
+        max_channels_per_connection: settings.max_channels_per_connection,
         liveness_interval: settings.liveness_interval,
         auth_limit: settings.auth_limit.clone(),
         ..Default::default()

@@ -196,8 +196,15 @@ pub enum Query {
         /// The channel.
         channel: String,
     },
-    /// `GET /v1/channels`.
-    Channels,
+    /// `GET /v1/channels`: one page, in name order.
+    Channels {
+        /// The `cursor` of the request: the page starts after the channel it names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Most channels on the page (the dispatcher caps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
     /// `POST /v1/users/{user}/disconnect`.
     DisconnectUser {
         /// The user.

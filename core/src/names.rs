@@ -21,13 +21,9 @@ pub fn check_name(what: &str, name: &str) -> Result<(), HeraldError> {
     } else {
         Err(HeraldError::bad_request(format!(
             "invalid {what} name {:?}: use 1-{MAX_NAME_LEN} characters of letters, digits and _-.:@",
-            truncate_for_message(name)
+            crate::protocol::excerpt(name)
         )))
     }
-}
-
-fn truncate_for_message(name: &str) -> String {
-    name.chars().take(40).collect()
 }
 
 /// Turns a valid name into one KV key token.

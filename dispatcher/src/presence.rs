@@ -162,19 +162,55 @@ impl Presence {
         }))
     }
 
-    /// `GET /v1/channels`: every channel with at least one member, with its connection count.
-    pub async fn channels(&self) -> Result<serde_json::Value, KvError> {
+    /// `GET /v1/channels`: up to `limit` channels with at least one member, named after
+    /// `after` (all when `None`), in name order, each with its connection count; with a
+    /// `next` cursor when more follow.
+    pub async fn channels(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<serde_json::Value, KvError> {
+        // Only the first `limit + 1` names after `after` are kept (one more than the page, to
+        // know whether another follows), so the answer stays bounded however many channels
+        // exist. A name dropped here never returns: `limit + 1` smaller names were kept.
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (key, _) in self.kv.entries(subjects::ALL_CHANNELS_FILTER).await? {
-            if let Some((channel, _)) = subjects::parse_member_key(&key) {
-                *counts.entry(channel).or_default() += 1;
+            let Some((channel, _)) = subjects::parse_member_key(&key) else {
+                continue;
+            };
+            if after.is_some_and(|after| channel.as_str() <= after) {
+                continue;
             }
+            if let Some(count) = counts.get_mut(&channel) {
+                *count += 1;
+                continue;
+            }
+            if counts.len() > limit {
+                match counts.last_key_value() {
+                    Some((largest, _)) if *largest > channel => {
+                        counts.pop_last();
+                    }
+                    _ => continue,
+                }
+            }
+            counts.insert(channel, 1);
         }
+        let more = counts.len() > limit;
         let channels: Vec<_> = counts
             .into_iter()
+            .take(limit)
             .map(|(channel, connections)| json!({"channel": channel, "connections": connections}))
             .collect();
-        Ok(json!({ "channels": channels }))
+        let next = channels
+            .last()
+            .and_then(|c| c["channel"].as_str())
+            .filter(|_| more)
+            .map(herald_core::protocol::page::cursor_after);
+        let mut page = json!({ "channels": channels });
+        if let Some(next) = next {
+            page["next"] = json!(next);
+        }
+        Ok(page)
     }
 
     /// Every gateway's heartbeat record.
@@ -188,5 +224,62 @@ impl Presence {
                 subjects::parse_gateway_key(&key).map(|gw| (gw.to_string(), value))
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_core::kv::MemoryKv;
+    use serde_json::Value;
+
+    fn names(page: &Value) -> Vec<(String, u64)> {
+        page["channels"]
+            .as_array()
+            .expect("channels")
+            .iter()
+            .map(|c| {
+                let name = c["channel"].as_str().expect("name").to_string();
+                (name, c["connections"].as_u64().expect("count"))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn channels_come_in_bounded_pages_in_name_order() {
+        let presence = Presence::new(Arc::new(MemoryKv::new()));
+        // Joined in scrambled order; `c07` has three members, the others one.
+        for i in [7u64, 3, 9, 0, 5, 1, 8, 2, 6, 4] {
+            let conn = ConnId::parse(&format!("g1-{}", i + 1)).expect("conn id");
+            presence
+                .joined(&conn, "u", &format!("c{i:02}"))
+                .await
+                .unwrap();
+        }
+        for seq in [20u64, 21] {
+            let conn = ConnId::parse(&format!("g2-{seq}")).expect("conn id");
+            presence.joined(&conn, "u", "c07").await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..10 {
+            let page = presence.channels(after.as_deref(), 3).await.unwrap();
+            let got = names(&page);
+            assert!(got.len() <= 3, "{page}");
+            seen.extend(got);
+            match page.get("next").and_then(Value::as_str) {
+                Some(next) => {
+                    after = Some(herald_core::protocol::page::decode_cursor(next).unwrap())
+                }
+                None => break,
+            }
+        }
+        let expected: Vec<(String, u64)> = (0..10)
+            .map(|i| (format!("c{i:02}"), if i == 7 { 3 } else { 1 }))
+            .collect();
+        assert_eq!(seen, expected);
+        let all = presence.channels(None, 1000).await.unwrap();
+        assert_eq!(names(&all), expected);
+        assert!(all.get("next").is_none(), "{all}");
     }
 }

@@ -4,6 +4,7 @@ use crate::Context;
 use bytes::Bytes;
 use herald_core::bus::BusMessage;
 use herald_core::messages::{Control, Query, QueryReply};
+use herald_core::protocol::page;
 use herald_core::{names, subjects, HeraldError};
 use serde_json::json;
 
@@ -34,7 +35,15 @@ async fn answer(context: &Context, query: Query) -> Result<serde_json::Value, He
             names::check_name("channel", &channel)?;
             context.presence.channel_info(&channel).await.map_err(down)
         }
-        Query::Channels => context.presence.channels().await.map_err(down),
+        Query::Channels { cursor, limit } => {
+            let after = cursor.as_deref().map(page::decode_cursor).transpose()?;
+            let limit = page::page_limit(limit)?;
+            context
+                .presence
+                .channels(after.as_deref(), limit)
+                .await
+                .map_err(down)
+        }
         Query::DisconnectUser { user } => {
             names::check_name("user", &user)?;
             let connections = context

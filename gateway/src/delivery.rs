@@ -5,6 +5,7 @@
 
 use crate::outbox::{CloseReason, Offer};
 use crate::recent::{RecentEvents, CAPACITY};
+use crate::registry::Connection;
 use crate::Shared;
 use axum::extract::ws::Utf8Bytes;
 use herald_core::messages::{Control, Delivery};
@@ -68,17 +69,23 @@ fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
             continue;
         };
         for connection in group.connections {
-            match connection.outbox.offer(frame.clone()) {
-                Offer::Queued => delivered += 1,
-                Offer::Overflowed => {
-                    shared.metrics.slow_consumers.inc();
-                    tracing::info!(conn = %connection.id_text, "closing a slow consumer");
-                }
-                Offer::Closed => {}
+            if queue(shared, &connection, frame.clone()) == Offer::Queued {
+                delivered += 1;
             }
         }
     }
     shared.metrics.deliveries.add(delivered);
+}
+
+/// Queues a frame (an event, or a reply) for a connection, counting and logging the slow
+/// consumer whose queue it overflowed.
+pub(crate) fn queue(shared: &Shared, connection: &Connection, frame: Utf8Bytes) -> Offer {
+    let offer = connection.outbox.offer(frame);
+    if offer == Offer::Overflowed {
+        shared.metrics.slow_consumers.inc();
+        tracing::info!(conn = %connection.id_text, "closing a slow consumer");
+    }
+    offer
 }
 
 fn control(shared: &Shared, payload: &[u8]) {

@@ -47,6 +47,11 @@ pub struct GatewayConfig {
     /// Frames one connection may have queued before it counts as a slow consumer and is
     /// closed.
     pub outbox_capacity: usize,
+    /// Bytes one connection may have queued before it counts as a slow consumer and is
+    /// closed (a single larger frame still goes into an empty queue).
+    pub outbox_max_bytes: usize,
+    /// Channels one connection may have joined at once; a join beyond gets `forbidden`.
+    pub max_channels_per_connection: usize,
     /// How long to wait for a dispatcher's answer.
     pub command_timeout: Duration,
     /// Failed idents after which a connection is closed.
@@ -63,6 +68,8 @@ impl Default for GatewayConfig {
             heartbeat: Duration::from_millis(25_000),
             max_frame_bytes: 64 * 1024,
             outbox_capacity: 1024,
+            outbox_max_bytes: 1024 * 1024,
+            max_channels_per_connection: 100,
             command_timeout: Duration::from_secs(5),
             max_failed_idents: 5,
             auth_limit: AuthLimiter::default(),
@@ -136,7 +143,7 @@ impl Gateway {
                 ),
                 slow_consumers: metrics.counter(
                     "herald_gateway_slow_consumers_total",
-                    "Connections closed because their send queue was full.",
+                    "Connections closed because their send queue was full (frames or bytes).",
                 ),
             },
             shutdown,

@@ -1,8 +1,14 @@
 //! A connection's bounded send queue, and the slow-consumer policy: a full queue closes that
 //! connection with a reason and never blocks the sender (one slow browser cannot stall others).
+//!
+//! The queue is bounded twice: in frames, and in bytes, since a few large frames (big payloads,
+//! replies echoing long request ids) cost as much memory as thousands of small ones. An event's
+//! bytes are shared across connections, but each connection counts the whole frame: that is
+//! what its socket must still write, and what stays alive while it does not.
 
 use axum::extract::ws::Utf8Bytes;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -51,16 +57,50 @@ impl CloseReason {
 /// The sending half: shared through the registry.
 pub struct Outbox {
     frames: mpsc::Sender<Utf8Bytes>,
+    /// Bytes of the frames queued and not yet taken by the writer.
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     closer: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
 }
 
 /// The receiving half: owned by the connection's writer.
 pub struct OutboxReceiver {
-    /// Frames to send, in order.
-    pub frames: mpsc::Receiver<Utf8Bytes>,
+    frames: mpsc::Receiver<Utf8Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
     /// Fires when the connection must close.
     pub closer: CancellationToken,
+}
+
+impl OutboxReceiver {
+    /// The next frame to write, waiting for one; `None` once the sending half is gone.
+    pub async fn recv(&mut self) -> Option<Utf8Bytes> {
+        let frame = self.frames.recv().await?;
+        Some(self.taken(frame))
+    }
+
+    /// The next frame to write, waiting for one; `None` once the connection must close.
+    pub async fn recv_until_closed(&mut self) -> Option<Utf8Bytes> {
+        let frame = tokio::select! {
+            biased;
+            frame = self.frames.recv() => frame?,
+            _ = self.closer.cancelled() => return None,
+        };
+        Some(self.taken(frame))
+    }
+
+    /// The next frame to write if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
+        let frame = self.frames.try_recv().ok()?;
+        Some(self.taken(frame))
+    }
+
+    /// The writer took `frame` to write it at once: from here on the transport's own bounded
+    /// write buffer holds it, so it leaves the queue's count.
+    fn taken(&self, frame: Utf8Bytes) -> Utf8Bytes {
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        frame
+    }
 }
 
 /// What happened to a frame offered to an outbox.
@@ -75,18 +115,28 @@ pub enum Offer {
 }
 
 impl Outbox {
-    /// A queue of `capacity` frames whose closing also follows `parent` (gateway shutdown).
-    pub fn new(capacity: usize, parent: &CancellationToken) -> (Outbox, OutboxReceiver) {
+    /// A queue of at most `capacity` frames and `max_bytes` bytes whose closing also follows
+    /// `parent` (gateway shutdown). A single frame larger than `max_bytes` still goes into an
+    /// empty queue, so no frame is undeliverable by size alone.
+    pub fn new(
+        capacity: usize,
+        max_bytes: usize,
+        parent: &CancellationToken,
+    ) -> (Outbox, OutboxReceiver) {
         let (sender, receiver) = mpsc::channel(capacity);
         let closer = parent.child_token();
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         (
             Outbox {
                 frames: sender,
+                queued_bytes: queued_bytes.clone(),
+                max_bytes,
                 closer: closer.clone(),
                 reason: Mutex::new(None),
             },
             OutboxReceiver {
                 frames: receiver,
+                queued_bytes,
                 closer,
             },
         )
@@ -94,26 +144,50 @@ impl Outbox {
 
     /// Queues a frame without waiting.
     pub fn offer(&self, frame: Utf8Bytes) -> Offer {
+        let len = frame.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before + len > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return self.overflowed();
+        }
         match self.frames.try_send(frame) {
             Ok(()) => Offer::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.close(CloseReason::SLOW_CONSUMER) {
-                    Offer::Overflowed
-                } else {
-                    Offer::Closed
+            Err(full_or_closed) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                match full_or_closed {
+                    mpsc::error::TrySendError::Full(_) => self.overflowed(),
+                    mpsc::error::TrySendError::Closed(_) => Offer::Closed,
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
         }
     }
 
-    /// Asks the connection to close with `reason`; the first reason wins. Returns whether
-    /// this call was the first.
+    /// Bytes queued and not yet taken by the writer.
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    fn overflowed(&self) -> Offer {
+        if self.close(CloseReason::SLOW_CONSUMER) {
+            Offer::Overflowed
+        } else {
+            Offer::Closed
+        }
+    }
+
+    /// Asks the connection to close with `reason`; the first reason wins, and a gateway
+    /// shutdown that came first counts as the first. Returns whether this call was the first.
     pub fn close(&self, reason: CloseReason) -> bool {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         let first = slot.is_none();
         if first {
-            *slot = Some(reason);
+            let shut_down = self.closer.is_cancelled();
+            *slot = Some(if shut_down {
+                CloseReason::GOING_AWAY
+            } else {
+                reason
+            });
         }
         drop(slot);
         self.closer.cancel();
@@ -141,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn overflow_closes_as_slow_consumer_without_blocking() {
         let parent = CancellationToken::new();
-        let (outbox, receiver) = Outbox::new(2, &parent);
+        let (outbox, receiver) = Outbox::new(2, 1024, &parent);
         assert_eq!(outbox.offer("a".into()), Offer::Queued);
         assert_eq!(outbox.offer("b".into()), Offer::Queued);
         assert_eq!(outbox.offer("c".into()), Offer::Overflowed);
@@ -150,12 +224,36 @@ mod tests {
         assert_eq!(outbox.offer("d".into()), Offer::Closed);
     }
 
+    #[tokio::test]
+    async fn bytes_over_the_bound_close_as_slow_consumer() {
+        let parent = CancellationToken::new();
+        let (outbox, mut receiver) = Outbox::new(100, 10, &parent);
+        // One frame over the bound still goes into an empty queue.
+        assert_eq!(outbox.offer("0123456789ab".into()), Offer::Queued);
+        assert_eq!(outbox.queued_bytes(), 12);
+        assert_eq!(receiver.recv().await.as_deref(), Some("0123456789ab"));
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert_eq!(outbox.offer("01234".into()), Offer::Queued);
+        assert_eq!(outbox.offer("56789".into()), Offer::Queued);
+        assert_eq!(outbox.queued_bytes(), 10);
+        assert_eq!(receiver.try_recv().as_deref(), Some("01234"));
+        assert_eq!(outbox.offer("abcde".into()), Offer::Queued);
+        assert_eq!(outbox.offer("f".into()), Offer::Overflowed);
+        assert!(receiver.closer.is_cancelled());
+        assert_eq!(outbox.close_reason(), CloseReason::SLOW_CONSUMER);
+        assert_eq!(outbox.queued_bytes(), 10);
+        assert_eq!(outbox.offer("ghijklmnop".into()), Offer::Closed);
+    }
+
     #[test]
     fn gateway_shutdown_closes_every_outbox() {
         let parent = CancellationToken::new();
-        let (outbox, receiver) = Outbox::new(2, &parent);
+        let (outbox, receiver) = Outbox::new(2, 1024, &parent);
         parent.cancel();
         assert!(receiver.closer.is_cancelled());
+        assert_eq!(outbox.close_reason(), CloseReason::GOING_AWAY);
+        // The writer and reader noticing the closed socket afterwards do not change why.
+        outbox.close(CloseReason::PEER_GONE);
         assert_eq!(outbox.close_reason(), CloseReason::GOING_AWAY);
     }
 }

@@ -275,7 +275,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     fn connection(local: u128) -> Arc<Connection> {
-        let (outbox, receiver) = Outbox::new(4, &CancellationToken::new());
+        let (outbox, receiver) = Outbox::new(4, 1024, &CancellationToken::new());
         std::mem::forget(receiver);
         Arc::new(Connection::new(
             ConnId {
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn only_an_sse_connection_with_its_own_secret_is_owned() {
-        let (outbox, receiver) = Outbox::new(4, &CancellationToken::new());
+        let (outbox, receiver) = Outbox::new(4, 1024, &CancellationToken::new());
         std::mem::forget(receiver);
         let id = ConnId::random("g");
         let sse = Connection::new(id, outbox, Some("s3cret".into()));

@@ -57,7 +57,11 @@ pub(crate) fn hard_frame_limit(shared: &Shared) -> usize {
 pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, OutboxReceiver) {
     let sse_secret = (transport == Transport::Sse).then(new_secret);
     let (mut outbox, mut receiver) =
-        crate::outbox::Outbox::new(shared.config.outbox_capacity, &shared.shutdown);
+        crate::outbox::Outbox::new(
+            shared.config.outbox_capacity,
+            shared.config.outbox_max_bytes,
+            &shared.shutdown,
+        );
     loop {
         let id = ConnId::random(&shared.id);
         let connection = Arc::new(Connection::new(id, outbox, sse_secret.clone()));
@@ -67,7 +71,11 @@ pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, O
         }
         // 128 random bits collided with a live connection: practically never; draw again.
         (outbox, receiver) =
-            crate::outbox::Outbox::new(shared.config.outbox_capacity, &shared.shutdown);
+            crate::outbox::Outbox::new(
+            shared.config.outbox_capacity,
+            shared.config.outbox_max_bytes,
+            &shared.shutdown,
+        );
     }
 }
 
@@ -176,6 +184,17 @@ async fn execute(
             let user = identified(state)?;
             if state.channels.contains(&channel) {
                 return Ok(ok(id, None, Some(channel)));
+            }
+            // Each membership is a KV row and a registry entry: bound what one socket holds.
+            let limit = shared.config.max_channels_per_connection;
+            if state.channels.len() >= limit {
+                return Err(HeraldError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "this connection has joined {limit} channels, the most one connection \
+                         may; leave one first, or open another connection"
+                    ),
+                ));
             }
             let join = GatewayCommand::Join {
                 conn,

@@ -3,7 +3,7 @@
 //! the connection.
 
 use crate::http_error::ErrorReply;
-use crate::outbox::OutboxReceiver;
+use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::session::{self, bus_error};
 use crate::Shared;
@@ -38,9 +38,9 @@ pub(crate) async fn stream(
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     session::set_peer(&connection, peer).await;
     let welcome = session::welcome(&shared, &connection);
+    leave_presence_when_closed(&shared, &connection);
     let frames = frames(
         ConnectionGuard {
-            shared: shared.clone(),
             connection,
             _tracked: shared.tracker.token(),
         },
@@ -58,24 +58,31 @@ pub(crate) async fn stream(
         .into_response()
 }
 
+/// Forgets the connection as soon as it must close. The stream itself ends only when the HTTP
+/// server polls it again, which for a client that stopped reading (a slow consumer) is when its
+/// socket drains: presence must not wait for that. Closing twice is harmless.
+fn leave_presence_when_closed(shared: &Arc<Shared>, connection: &Arc<Connection>) {
+    let closing = connection.outbox.closer();
+    let (shared, connection) = (shared.clone(), connection.clone());
+    let tracked = shared.tracker.token();
+    tokio::spawn(async move {
+        closing.cancelled().await;
+        let reason = connection.outbox.close_reason();
+        session::close(&shared, &connection, reason.reason).await;
+        drop(tracked);
+    });
+}
+
 /// Closes the connection when the response stream is dropped (the client went away).
 struct ConnectionGuard {
-    shared: Arc<Shared>,
     connection: Arc<Connection>,
     _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        let shared = self.shared.clone();
-        let connection = self.connection.clone();
-        let reason = connection.outbox.close_reason();
-        connection.outbox.close(reason);
-        let tracked = shared.tracker.token();
-        tokio::spawn(async move {
-            session::close(&shared, &connection, reason.reason).await;
-            drop(tracked);
-        });
+        // The watcher started by `leave_presence_when_closed` does the rest.
+        self.connection.outbox.close(CloseReason::PEER_GONE);
     }
 }
 
@@ -89,15 +96,12 @@ fn frames(
         if let Some(welcome) = welcome {
             return Some((Ok(Event::default().data(welcome)), (guard, None, outbox)));
         }
-        tokio::select! {
-            biased;
-            frame = outbox.frames.recv() => {
-                let frame = frame?;
-                Some((Ok(Event::default().data(frame.as_str())), (guard, None, outbox)))
-            }
-            // Closing ends the stream; the client's EventSource reconnects if it wants to.
-            _ = outbox.closer.cancelled() => None,
-        }
+        // Closing ends the stream; the client's EventSource reconnects if it wants to.
+        let frame = outbox.recv_until_closed().await?;
+        Some((
+            Ok(Event::default().data(frame.as_str())),
+            (guard, None, outbox),
+        ))
     })
 }
 

@@ -4,7 +4,7 @@
 use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
-use crate::{session, Shared};
+use crate::{delivery, session, Shared};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -14,6 +14,8 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Bytes read from the socket at a time: small, because idle connections are the common case
 /// and each holds this buffer, fully touched (tungstenite zero-fills it before each read; its
@@ -51,11 +53,21 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>) {
         .outbox
         .offer(Utf8Bytes::from(session::welcome(&shared, &connection)));
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write(shared.clone(), connection.clone(), sink, outbox));
+    let reader_done = CancellationToken::new();
+    let writer = tokio::spawn(write(
+        shared.clone(),
+        connection.clone(),
+        sink,
+        outbox,
+        reader_done.clone(),
+    ));
     read(&shared, &connection, stream).await;
-    let _ = writer.await;
+    reader_done.cancel();
+    // The reader returns as soon as the connection must close: presence learns at once, while
+    // the writer says goodbye (within its grace) and drops the socket.
     let reason = connection.outbox.close_reason();
     session::close(&shared, &connection, reason.reason).await;
+    let _ = writer.await;
 }
 
 async fn read(shared: &Shared, connection: &Arc<Connection>, mut stream: SplitStream<WebSocket>) {
@@ -68,7 +80,7 @@ async fn read(shared: &Shared, connection: &Arc<Connection>, mut stream: SplitSt
         match message {
             Some(Ok(Message::Text(text))) => {
                 let reply = session::handle_frame(shared, connection, text.as_str()).await;
-                connection.outbox.offer(Utf8Bytes::from(reply));
+                delivery::queue(shared, connection, Utf8Bytes::from(reply));
             }
             Some(Ok(Message::Binary(_))) => break UNSUPPORTED_DATA,
             Some(Ok(Message::Pong(_) | Message::Ping(_))) => connection.seen(),
@@ -117,11 +129,24 @@ fn read_error_reason(error: axum::Error) -> CloseReason {
     }
 }
 
+/// How long a slow consumer's close frame may take to write: its socket is full by definition,
+/// so this is a courtesy to a client that happens to read again right now, not a wait.
+const SLOW_CONSUMER_CLOSE_GRACE: Duration = Duration::from_millis(100);
+/// How long other closes may take to flush queued replies and the close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What the writer does next.
+enum Step {
+    Frame(Utf8Bytes),
+    Ping,
+}
+
 async fn write(
     shared: Arc<Shared>,
     connection: Arc<Connection>,
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: OutboxReceiver,
+    reader_done: CancellationToken,
 ) {
     let heartbeat = shared.config.heartbeat;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -131,48 +156,83 @@ async fn write(
     let closing = closing.cancelled();
     tokio::pin!(closing);
     loop {
-        tokio::select! {
+        let step = tokio::select! {
             biased;
-            frame = outbox.frames.recv() => {
-                let Some(frame) = frame else { break };
-                if sink.feed(Message::Text(frame)).await.is_err() {
-                    break;
-                }
-                // Whatever else is queued goes out in the same write.
-                while let Ok(frame) = outbox.frames.try_recv() {
-                    if sink.feed(Message::Text(frame)).await.is_err() {
-                        break;
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    break;
-                }
-            }
-            _ = &mut closing => {
-                let reason = connection.outbox.close_reason();
-                if reason != CloseReason::SLOW_CONSUMER && reason != CloseReason::PEER_GONE {
-                    // Replies already queued (the error before a close) still go out.
-                    while let Ok(frame) = outbox.frames.try_recv() {
-                        let _ = sink.feed(Message::Text(frame)).await;
-                    }
-                }
-                if reason != CloseReason::PEER_GONE {
-                    let close = CloseFrame { code: reason.code, reason: Utf8Bytes::from_static(reason.reason) };
-                    let send = sink.send(Message::Close(Some(close)));
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), send).await;
-                }
+            frame = outbox.recv() => match frame {
+                Some(frame) => Step::Frame(frame),
+                None => break,
+            },
+            _ = &mut closing => break,
+            _ = ping.tick() => Step::Ping,
+        };
+        if let Step::Ping = step {
+            if connection.silent_for_ms() > dead_after_ms {
+                connection.outbox.close(CloseReason::HEARTBEAT_TIMEOUT);
                 break;
             }
-            _ = ping.tick() => {
-                if connection.silent_for_ms() > dead_after_ms {
-                    connection.outbox.close(CloseReason::HEARTBEAT_TIMEOUT);
-                    continue;
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+        }
+        // A write waits for a client that does not read: a close request (slow consumer,
+        // heartbeat timeout, backend) interrupts it instead of waiting for the client.
+        let write = write_step(&mut sink, &mut outbox, step);
+        tokio::pin!(write);
+        let written = tokio::select! {
+            biased;
+            written = &mut write => written,
+            _ = &mut closing => {
+                if connection.outbox.close_reason() == CloseReason::SLOW_CONSUMER {
                     break;
                 }
+                // Finish the write under way (it may be the reply that asked for the close),
+                // then say goodbye.
+                let _ = tokio::time::timeout(CLOSE_GRACE, write).await;
+                break;
             }
+        };
+        if written.is_err() {
+            break;
         }
     }
     connection.outbox.close(CloseReason::PEER_GONE);
+    let reason = connection.outbox.close_reason();
+    let grace = match reason {
+        CloseReason::PEER_GONE => return,
+        CloseReason::SLOW_CONSUMER => SLOW_CONSUMER_CLOSE_GRACE,
+        _ => CLOSE_GRACE,
+    };
+    let goodbye = async {
+        if reason != CloseReason::SLOW_CONSUMER {
+            // The reply that asked for the close (the last refused ident) is queued after the
+            // request to close: once the reader is done, every reply is in the queue.
+            reader_done.cancelled().await;
+            while let Some(frame) = outbox.try_recv() {
+                sink.feed(Message::Text(frame)).await?;
+            }
+        }
+        let close = CloseFrame {
+            code: reason.code,
+            reason: Utf8Bytes::from_static(reason.reason),
+        };
+        sink.send(Message::Close(Some(close))).await
+    };
+    // Dropping the sink (with the reader's half, already gone) drops the TCP connection.
+    let _ = tokio::time::timeout(grace, goodbye).await;
+}
+
+/// Writes one frame, with whatever else is queued, in one flush; or a ping.
+async fn write_step(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outbox: &mut OutboxReceiver,
+    step: Step,
+) -> Result<(), axum::Error> {
+    match step {
+        Step::Frame(frame) => {
+            sink.feed(Message::Text(frame)).await?;
+            // Whatever else is queued goes out in the same write.
+            while let Some(frame) = outbox.try_recv() {
+                sink.feed(Message::Text(frame)).await?;
+            }
+            sink.flush().await
+        }
+        Step::Ping => sink.send(Message::Ping(Default::default())).await,
+    }
 }

@@ -4,7 +4,7 @@
 //! own message (unknown type, unknown field, wrong type) and the reply can still echo the `id`.
 
 use super::error::HeraldError;
-use super::RequestId;
+use super::{excerpt, RequestId};
 use crate::names::check_name;
 use serde_json::{Map, Value};
 
@@ -88,11 +88,12 @@ impl ClientFrame {
         let Value::Object(mut object) = value else {
             return Err(fail(None, "frame must be a JSON object".into()));
         };
+        // A bad id is never echoed: the reply to it carries no id at all.
         let id = match object.remove("id") {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(RequestId::Number(n)),
-            Some(Value::String(s)) => Some(RequestId::Text(s)),
-            Some(_) => return Err(fail(None, "field `id` must be a number or a string".into())),
+            Some(value) => {
+                Some(RequestId::from_json(value).map_err(|error| DecodeError { id: None, error })?)
+            }
         };
         let kind = match object.remove("type") {
             Some(Value::String(kind)) => kind,
@@ -115,7 +116,7 @@ impl ClientFrame {
             "ping" => Ok(ClientFrame::Ping { id: id.clone() }),
             other => Err(HeraldError::bad_request(format!(
                 "unknown frame type {:?}; expected ident, join, leave or ping",
-                other.chars().take(40).collect::<String>()
+                excerpt(other)
             ))),
         };
         let frame = result.map_err(|error| DecodeError {
@@ -125,10 +126,7 @@ impl ClientFrame {
         if let Some(field) = object.keys().next() {
             return Err(fail(
                 id,
-                format!(
-                    "unknown field {:?} in {kind} frame",
-                    field.chars().take(40).collect::<String>()
-                ),
+                format!("unknown field {:?} in {kind} frame", excerpt(field)),
             ));
         }
         Ok(frame)
@@ -175,7 +173,7 @@ fn decode_ident(object: &mut Map<String, Value>) -> Result<IdentAuth, HeraldErro
     if let Some(field) = auth.keys().next() {
         return Err(HeraldError::bad_request(format!(
             "unknown field {:?} in `auth`",
-            field.chars().take(40).collect::<String>()
+            excerpt(field)
         )));
     }
     Ok(result)
@@ -258,5 +256,52 @@ mod tests {
         assert!(error_of(r#"{"type":"ping","id":[1]}"#)
             .1
             .contains("number or a string"));
+    }
+
+    #[test]
+    fn long_or_unsafe_ids_are_refused_without_echo() {
+        let huge = "x".repeat(64 * 1024);
+        for frame in [
+            format!(r#"{{"type":"ping","id":"{huge}"}}"#),
+            format!(r#"{{"type":"join","id":"{huge}","channel":"c"}}"#),
+            r#"{"type":"ping","id":9007199254740992}"#.to_string(),
+            r#"{"type":"ping","id":-9007199254740992}"#.to_string(),
+            r#"{"type":"ping","id":1e300}"#.to_string(),
+        ] {
+            let (id, message) = error_of(&frame);
+            assert_eq!(id, None, "{message}");
+            assert!(!message.contains("xxxx"), "{message}");
+            assert!(message.len() < 200, "{message}");
+        }
+        assert!(
+            ClientFrame::decode(&format!(r#"{{"type":"ping","id":"{}"}}"#, "é".repeat(32))).is_ok()
+        );
+        assert!(ClientFrame::decode(r#"{"type":"ping","id":9007199254740991}"#).is_ok());
+    }
+
+    /// An earlier fuzz run crashed the decoder on a string id full of `]`: decoding it, and
+    /// every error about it, must stay a plain reply.
+    #[test]
+    fn fuzz_input_with_brackets_in_the_id_decodes() {
+        let short = format!(r#"{{"type":"ping","id":"a-strig-id{}"}}"#, "]".repeat(50));
+        assert_eq!(
+            ClientFrame::decode(&short).unwrap().id(),
+            Some(&RequestId::Text(format!("a-strig-id{}", "]".repeat(50))))
+        );
+        let long = format!(r#"{{"type":"ping","id":"a-strig-id{}"}}"#, "]".repeat(100));
+        let (id, message) = error_of(&long);
+        assert_eq!(id, None);
+        assert!(message.contains("at most 64"), "{message}");
+        // Truncated, malformed and multi-byte variants only ever produce bounded errors.
+        for cut in 0..long.len() {
+            if let Err(e) = ClientFrame::decode(&long[..cut]) {
+                assert!(e.error.message.len() < 200, "{}", e.error.message);
+            }
+        }
+        let wide = format!(r#"{{"type":"{}","id":"]]]"}}"#, "é]".repeat(100));
+        let (_, message) = error_of(&wide);
+        assert!(message.len() < 200, "{message}");
+        let field = format!(r#"{{"type":"ping","{}":1}}"#, "é]".repeat(100));
+        assert!(error_of(&field).1.len() < 200);
     }
 }

@@ -7,7 +7,7 @@ use super::RestState;
 use crate::publish::publish;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use herald_core::bus::failover;
 use herald_core::messages::{Query, QueryReply};
 use herald_core::names::check_name;
 use herald_core::protocol::notify::{Notify, Targets};
+use herald_core::protocol::{excerpt, page};
 use herald_core::token::{self, Claims};
 use herald_core::{subjects, ErrorCode, HeraldError};
 use serde::Deserialize;
@@ -251,12 +252,41 @@ async fn channel_info(
     query(&state, Query::Channel { channel }).await
 }
 
+/// `GET /v1/channels?limit=N&cursor=C`: one page of channels in name order.
 async fn channels(
     State(state): State<Arc<RestState>>,
+    RawQuery(params): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_key(&state, &headers).await?;
-    query(&state, Query::Channels).await
+    let (mut cursor, mut limit) = (None, None);
+    for pair in params.as_deref().unwrap_or("").split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("", "") => {}
+            ("cursor", value) => cursor = Some(page::decode_cursor(value).map(|_| value)?),
+            ("limit", value) => {
+                let n = value.parse().map_err(|_| {
+                    HeraldError::bad_request(format!(
+                        "`limit` must be a number between 1 and {}",
+                        page::MAX_PAGE_LIMIT
+                    ))
+                })?;
+                limit = Some(page::page_limit(Some(n))?);
+            }
+            (name, _) => {
+                return Err(HeraldError::bad_request(format!(
+                    "unknown query parameter {:?}; use `limit` and `cursor`",
+                    excerpt(name)
+                ))
+                .into())
+            }
+        }
+    }
+    let query_channels = Query::Channels {
+        cursor: cursor.map(str::to_string),
+        limit,
+    };
+    query(&state, query_channels).await
 }
 
 async fn disconnect(
