@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke run of every herald-bench mode with tiny sizes, for CI: a few connections, a few events,
+# Smoke run of every herald-bench mode (and two fault scenarios) with tiny sizes, for CI: a few connections, a few events,
 # under a minute once built. Exits non-zero on any failure and on any lost, duplicated,
 # out-of-order or unexpected delivery (STRICT=1).
 #
@@ -16,4 +16,7 @@ export IDLE_CONNS=10 NATS_IDLE_CONNS=10 IDLE_HOLD=1
 export INGEST_CLIENTS=1,4 INGEST_SECS=1
 export BROADCAST_CONNS=6 BROADCAST_EVENTS=5
 export BENCH_ARGS="--max-secs 60 --drain-secs 10 --conns-per-proc 4"
-exec "$here/run.sh" fanout latency channels idle ingest broadcast
+"$here/run.sh" fanout latency channels idle ingest broadcast
+# Two fault scenarios, tiny: a dispatcher and a gateway killed (about 25 s).
+SKIP_BUILD=1 FAULT_ARGS="--clients 8 --rate 20 --phase-secs 2 --scenario dispatcher --scenario gateway" \
+  exec "$here/run.sh" faults

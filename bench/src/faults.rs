@@ -29,6 +29,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -481,19 +482,21 @@ async fn receive(
 /// One REST answer.
 struct Post {
     n: u64,
+    /// 0: sent before the fault, 1: after.
+    half: u8,
     sent: Instant,
     waited: Duration,
     status: u16,
 }
 
 /// Posts `total` events at `rate` over [`PUBLISHERS`] sequential backends; event `n` goes to
-/// channel `n % channels`, and belongs to the second half from `half_at` on.
+/// channel `n % channels`, and belongs to the second half when sent after `broken` was set.
 async fn publish(
     rest: SocketAddr,
     total: u64,
     rate: f64,
     channels: u32,
-    half_at: u64,
+    broken: Arc<AtomicBool>,
     pad: usize,
 ) -> Vec<Post> {
     let start = tokio::time::Instant::now();
@@ -501,6 +504,7 @@ async fn publish(
     let mut workers = Vec::new();
     for w in 0..PUBLISHERS {
         let padding = padding.clone();
+        let broken = broken.clone();
         workers.push(tokio::spawn(async move {
             let mut posts = Vec::new();
             let mut conn = None;
@@ -508,10 +512,11 @@ async fn publish(
             while n < total {
                 let due = start + Duration::from_secs_f64(n as f64 / rate);
                 tokio::time::sleep_until(due).await;
+                let half = u8::from(broken.load(Ordering::Relaxed));
                 let body = json!({
                     "event": "LOAD",
                     "targets": {"channels": [channel((n % u64::from(channels)) as u32)]},
-                    "payload": {"n": n, "t": now_ns(), "h": u64::from(n >= half_at), "pad": padding},
+                    "payload": {"n": n, "t": now_ns(), "h": half, "pad": padding},
                 });
                 let sent = Instant::now();
                 if conn.is_none() {
@@ -527,7 +532,13 @@ async fn publish(
                     },
                     None => 0,
                 };
-                posts.push(Post { n, sent, waited: sent.elapsed(), status });
+                posts.push(Post {
+                    n,
+                    half,
+                    sent,
+                    waited: sent.elapsed(),
+                    status,
+                });
                 n += PUBLISHERS;
             }
             posts
@@ -575,13 +586,10 @@ async fn start_clients(args: &FaultsArgs, d: &Deployment, total: u64) -> anyhow:
 
 /// Per half: accepted events, deliveries expected to clients still open, lost, duplicated,
 /// REST answers, latency.
-fn halves(args: &FaultsArgs, posts: &[Post], clients: &Clients, half_at: u64) -> [Value; 2] {
+fn halves(args: &FaultsArgs, posts: &[Post], clients: &Clients) -> [Value; 2] {
     let mut out = [json!({}), json!({})];
     for (h, slot) in out.iter_mut().enumerate() {
-        let mine: Vec<&Post> = posts
-            .iter()
-            .filter(|p| u64::from(p.n >= half_at) == h as u64)
-            .collect();
+        let mine: Vec<&Post> = posts.iter().filter(|p| usize::from(p.half) == h).collect();
         let accepted: Vec<&&Post> = mine.iter().filter(|p| p.status == 202).collect();
         let (mut expected, mut delivered, mut lost, mut dup) = (0u64, 0u64, 0u64, 0u64);
         for (c, _, inbox) in &clients.inboxes {
@@ -699,6 +707,7 @@ async fn run_scenario(
         bail!("the REST adapter never answered 202");
     }
     let clients = start_clients(args, &d, total).await?;
+    let broken = Arc::new(AtomicBool::new(false));
     eprintln!(
         "{scenario:?}: {} clients connected; {} events at {}/s",
         args.clients, total, args.rate
@@ -708,11 +717,12 @@ async fn run_scenario(
         total,
         args.rate,
         args.channels,
-        half_at,
+        broken.clone(),
         args.payload_bytes,
     ));
     tokio::time::sleep(Duration::from_secs(args.phase_secs)).await;
     let broken_at = Instant::now();
+    broken.store(true, Ordering::Relaxed);
     let mut extra: Vec<(&str, String, String)> = Vec::new();
     let mut clean = true;
     match scenario {
@@ -728,7 +738,7 @@ async fn run_scenario(
             let before = presence_count(d.rest, args.channels).await;
             d.gateways[0].0.kill();
             let survivors = (0..args.clients)
-                .filter(|i| (*i as usize) % args.gateways != 0)
+                .filter(|i| !(*i as usize).is_multiple_of(args.gateways))
                 .count() as u64;
             let mut gone = None;
             while broken_at.elapsed() < Duration::from_secs(30) {
@@ -755,10 +765,9 @@ async fn run_scenario(
             let leader = kv_leader(&d).await.unwrap_or(0);
             // Probe past the end of the load if need be: an election can outlast a short half.
             let probe_for = Duration::from_secs(args.phase_secs.max(15));
-            let probes = tokio::spawn(probe_commands(
-                d.gateways[1 % d.gateways.len()].1,
-                probe_for,
-            ));
+            let gateway = d.gateways[1 % d.gateways.len()].1;
+            let prober = connect(gateway, "prober", &[]).await?;
+            let probes = tokio::spawn(probe_commands(gateway, prober, probe_for));
             d.nats[leader].kill();
             let (ident_gap, join_gap, failures) = probes.await.unwrap_or_default();
             extra.push((
@@ -802,7 +811,8 @@ async fn run_scenario(
         }
         Scenario::NatsRestart => {
             d.nats[0].kill();
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            // Long enough for async-nats's own backoff to reach its 4 s cap.
+            tokio::time::sleep(Duration::from_secs(5)).await;
             let node = &mut d.nats[0];
             tokio::task::block_in_place(|| node.start(&args.nats_server))?;
             let back = Instant::now();
@@ -820,7 +830,7 @@ async fn run_scenario(
     // Let the last deliveries land.
     tokio::time::sleep(Duration::from_secs(2)).await;
     clients.stop.cancel();
-    let h = halves(args, &posts, &clients, half_at);
+    let h = halves(args, &posts, &clients);
     let mut rows = delivery_rows(&h);
     rows.extend(extra);
     if scenario != Scenario::NatsRestart {
@@ -831,7 +841,7 @@ async fn run_scenario(
         Scenario::Gateway => "a gateway SIGKILLed (its clients are not counted after)",
         Scenario::NatsNode => "one of three NATS nodes SIGKILLed (KV at R3)",
         Scenario::SlowReader => "one client stops reading",
-        Scenario::NatsRestart => "nats-server SIGKILLed, restarted 2 s later",
+        Scenario::NatsRestart => "nats-server SIGKILLed, restarted 5 s later",
     };
     print_table(
         &format!(
@@ -868,14 +878,17 @@ async fn kv_leader(d: &Deployment) -> Option<usize> {
     leader.trim_start_matches('n').parse().ok()
 }
 
-/// For `duration`: a join or leave every 100 ms on one connection and a new connection's ident
-/// every 250 ms. Returns the longest gaps between successes (s) and the refusals.
-async fn probe_commands(gateway: SocketAddr, duration: Duration) -> (f64, f64, u64) {
+/// For `duration`: a join or leave every 100 ms on `prober` (an identified connection; a new one
+/// when it breaks) and a new connection's ident every 250 ms. Returns the longest gaps between
+/// successes (s) and the refusals.
+async fn probe_commands(
+    gateway: SocketAddr,
+    prober: WsClient,
+    duration: Duration,
+) -> (f64, f64, u64) {
     let started = Instant::now();
     let joins = tokio::spawn(async move {
-        let Ok(mut ws) = connect(gateway, "prober", &[]).await else {
-            return (duration.as_secs_f64(), 0);
-        };
+        let mut ws = prober;
         let (mut last, mut gap, mut failed, mut id) = (Instant::now(), 0f64, 0u64, 100u64);
         while started.elapsed() < duration {
             id += 1;
@@ -890,7 +903,19 @@ async fn probe_commands(gateway: SocketAddr, duration: Duration) -> (f64, f64, u
                     gap = gap.max(last.elapsed().as_secs_f64());
                     last = Instant::now();
                 }
-                _ => failed += 1,
+                Ok(Ok(_)) | Err(_) => failed += 1,
+                Ok(Err(_)) => {
+                    // The connection broke: count it and come back on a new one.
+                    failed += 1;
+                    if let Ok(Ok(again)) = tokio::time::timeout(
+                        Duration::from_secs(6),
+                        connect(gateway, "prober", &[]),
+                    )
+                    .await
+                    {
+                        ws = again;
+                    }
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -187,15 +187,9 @@ async fn authenticate(
                     .create(&key, spender.clone())
                     .await
                     .map_err(kv_down)?;
-                let same_connection = || async {
-                    context
-                        .spent_tokens
-                        .get(&key)
-                        .await
-                        .map_err(kv_down)
-                        .map(|spent| spent.as_ref() == Some(&spender))
-                };
-                if !first_use && !same_connection().await? {
+                let spent_elsewhere = !first_use
+                    && context.spent_tokens.get(&key).await.map_err(kv_down)? != Some(spender);
+                if spent_elsewhere {
                     return Err(HeraldError::new(
                         ErrorCode::Unauthorized,
                         "one-time token already used; ask the backend for a new one",
