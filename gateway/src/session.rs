@@ -56,12 +56,11 @@ pub(crate) fn hard_frame_limit(shared: &Shared) -> usize {
 /// secret) and returns it with the receiving end of its outbox.
 pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, OutboxReceiver) {
     let sse_secret = (transport == Transport::Sse).then(new_secret);
-    let (mut outbox, mut receiver) =
-        crate::outbox::Outbox::new(
-            shared.config.outbox_capacity,
-            shared.config.outbox_max_bytes,
-            &shared.shutdown,
-        );
+    let (mut outbox, mut receiver) = crate::outbox::Outbox::new(
+        shared.config.outbox_capacity,
+        shared.config.outbox_max_bytes,
+        &shared.shutdown,
+    );
     loop {
         let id = ConnId::random(&shared.id);
         let connection = Arc::new(Connection::new(id, outbox, sse_secret.clone()));
@@ -70,8 +69,7 @@ pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, O
             return (connection, receiver);
         }
         // 128 random bits collided with a live connection: practically never; draw again.
-        (outbox, receiver) =
-            crate::outbox::Outbox::new(
+        (outbox, receiver) = crate::outbox::Outbox::new(
             shared.config.outbox_capacity,
             shared.config.outbox_max_bytes,
             &shared.shutdown,
