@@ -61,6 +61,38 @@ pub struct Options {
     /// 3 on a three-node NATS cluster so presence survives losing a node).
     #[arg(long, env = "HERALD_KV_REPLICAS", value_name = "N")]
     pub kv_replicas: Option<usize>,
+    /// A client must send a request's headers (and finish the TLS handshake) within this
+    /// many milliseconds, or its connection is closed (default 10000).
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// PEM certificate chain: serve HTTPS/WSS on the listen address (with --tls-key);
+    /// reloaded on SIGHUP.
+    #[arg(long, env = "HERALD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert; reloaded on SIGHUP.
+    #[arg(long, env = "HERALD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Open WebSocket/SSE connections a gateway accepts at most; more get 503 (default: the
+    /// open-file limit minus 256, so health checks and NATS keep descriptors).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Open WebSocket/SSE connections one client IP address may hold; more get 429
+    /// (default 256; 0 turns the cap off).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Connections that have not identified within this many milliseconds are closed
+    /// (close code 4003; default 10000).
+    #[arg(long, env = "HERALD_IDENT_TIMEOUT_MS", value_name = "MS")]
+    pub ident_timeout_ms: Option<u64>,
+    /// Origins allowed on /ws and /sse, comma-separated (`https://app.example.com`, or `*`
+    /// for any). Default: the request's own host; any when `herald serve` runs the demo.
+    #[arg(
+        long,
+        env = "HERALD_ALLOWED_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -79,6 +111,13 @@ struct FileOptions {
     liveness_interval_ms: Option<u64>,
     gateway_timeout_ms: Option<u64>,
     kv_replicas: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    ident_timeout_ms: Option<u64>,
+    allowed_origins: Option<Vec<String>>,
     /// `[[file_tail]]` tables: files the file-tail adapter (and `herald serve`) follows.
     #[serde(default)]
     file_tail: Vec<FileTailConfig>,
@@ -168,6 +207,40 @@ pub struct Settings {
     pub file_tail: Vec<FileTailConfig>,
     pub redis_url: String,
     pub redis_channel: String,
+    pub header_read_timeout: Duration,
+    /// Certificate and key files when HTTP is served over TLS.
+    pub tls: Option<TlsFiles>,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub ident_timeout: Duration,
+    /// `None`: the role's default (same host; any for `herald serve` with the demo).
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// The PEM files of the TLS certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Descriptors kept free under the open-file limit when `max_connections` is not configured:
+/// for health checks, metrics scrapes, NATS and files.
+const DESCRIPTOR_RESERVE: u64 = 256;
+
+/// The default `max_connections`: the soft open-file limit minus [`DESCRIPTOR_RESERVE`].
+fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur as u64
+    } else {
+        1024
+    };
+    soft.saturating_sub(DESCRIPTOR_RESERVE).clamp(16, 1 << 20) as usize
 }
 
 impl Options {
@@ -259,6 +332,36 @@ impl Options {
             redis_channel: file
                 .redis_channel
                 .unwrap_or_else(|| herald_adapters::redis::DEFAULT_CHANNEL.to_string()),
+            header_read_timeout: millis(
+                self.header_read_timeout_ms,
+                file.header_read_timeout_ms,
+                10_000,
+                "header-read-timeout-ms",
+            )?,
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => bail!("tls-cert and tls-key go together: give both, or neither"),
+            },
+            max_connections: match self.max_connections.or(file.max_connections) {
+                Some(0) => bail!("max-connections must be positive"),
+                Some(n) => n,
+                None => default_max_connections(),
+            },
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(256),
+            ident_timeout: millis(
+                self.ident_timeout_ms,
+                file.ident_timeout_ms,
+                10_000,
+                "ident-timeout-ms",
+            )?,
+            allowed_origins: self.allowed_origins.or(file.allowed_origins),
         })
     }
 }

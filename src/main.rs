@@ -2,6 +2,7 @@
 
 mod adapter_roles;
 mod config;
+mod http_server;
 mod roles;
 
 use clap::{Parser, Subcommand};

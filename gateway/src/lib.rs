@@ -10,15 +10,20 @@
 //! - `delivery`: events and control messages from the bus, fanned out to connections.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
+//! - `admission`: caps on open connections per gateway and per client address, and the ident
+//!   timeout.
+//! - `origin`: the `Origin` check on every gateway route.
 //!
 //! A gateway's local membership is the authority for its own connections: it changes only
 //! after a dispatcher committed the change to KV and before the client hears `ok`, so an event
 //! published after the client saw `ok` always finds the connection.
 
+mod admission;
 mod close_reports;
 mod delivery;
 pub mod demo;
 mod heartbeat;
+mod origin;
 mod outbox;
 pub mod registry;
 mod session;
@@ -49,6 +54,14 @@ pub struct GatewayConfig {
     pub max_failed_idents: u32,
     /// How often the gateway tells dispatchers it is alive.
     pub liveness_interval: Duration,
+    /// Connections that have not identified within this long are closed (4003).
+    pub ident_timeout: Duration,
+    /// Open `/ws` and `/sse` connections this gateway accepts at most; more get 503.
+    pub max_connections: usize,
+    /// Open connections one client address may hold at most (more get 429); 0: no cap.
+    pub max_connections_per_address: usize,
+    /// Origins allowed to connect: empty means the request's own host, `*` any.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -60,6 +73,10 @@ impl Default for GatewayConfig {
             command_timeout: Duration::from_secs(5),
             max_failed_idents: 5,
             liveness_interval: Duration::from_secs(5),
+            ident_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -82,6 +99,7 @@ pub(crate) struct Shared {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     close_reports: close_reports::CloseReports,
+    admission: Arc<admission::Admission>,
 }
 
 /// A running gateway; its [`Gateway::router`] serves `/ws`, `/sse` and `/sse/{conn}`.
@@ -110,6 +128,8 @@ impl Gateway {
                 .collect()
         };
         let (close_reports, unacknowledged) = close_reports::CloseReports::new(metrics);
+        let admission =
+            admission::Admission::new(config.max_connections, config.max_connections_per_address);
         let shared = Arc::new(Shared {
             id,
             bus,
@@ -137,6 +157,7 @@ impl Gateway {
             shutdown,
             tracker: TaskTracker::new(),
             close_reports,
+            admission,
         });
         delivery::start(&shared).await?;
         close_reports::start(&shared, unacknowledged);
@@ -157,6 +178,10 @@ impl Gateway {
             .route("/ws", axum::routing::get(ws::upgrade))
             .route("/sse", axum::routing::get(sse::stream))
             .route("/sse/{conn}", axum::routing::post(sse::post_frame))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                origin::check,
+            ))
             .with_state(self.shared.clone())
     }
 

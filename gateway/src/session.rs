@@ -34,6 +34,13 @@ pub struct SessionState {
     closed: bool,
 }
 
+impl SessionState {
+    /// Whether `ident` succeeded on this connection.
+    pub(crate) fn is_identified(&self) -> bool {
+        self.user.is_some()
+    }
+}
+
 /// Opens a connection: registers it and returns it with the receiving end of its outbox.
 pub(crate) fn open(shared: &Shared) -> (Arc<Connection>, OutboxReceiver) {
     let id = ConnId {
@@ -45,6 +52,7 @@ pub(crate) fn open(shared: &Shared) -> (Arc<Connection>, OutboxReceiver) {
     let connection = Arc::new(Connection::new(id, outbox));
     shared.registry.insert(connection.clone());
     shared.metrics.connections.inc();
+    crate::admission::watch_ident(shared, &connection);
     (connection, receiver)
 }
 

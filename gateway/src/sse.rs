@@ -2,6 +2,7 @@
 //! frames and answers with the reply frame, forwarded over the bus when another gateway holds
 //! the connection.
 
+use crate::admission::{refusal, Admitted, ClientIp};
 use crate::outbox::OutboxReceiver;
 use crate::registry::Connection;
 use crate::session::{self, bus_error};
@@ -20,10 +21,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 /// `GET /sse`: opens a connection whose server frames arrive as `data:` lines.
-pub(crate) async fn stream(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn stream(State(shared): State<Arc<Shared>>, ClientIp(ip): ClientIp) -> Response {
     if shared.shutdown.is_cancelled() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
+    let admitted = match shared.admission.admit(ip) {
+        Ok(admitted) => admitted,
+        Err(error) => return refusal(error),
+    };
     let (connection, outbox) = session::open(&shared);
     let welcome = session::welcome(&shared, &connection);
     let frames = frames(
@@ -31,6 +36,7 @@ pub(crate) async fn stream(State(shared): State<Arc<Shared>>) -> Response {
             shared: shared.clone(),
             connection,
             _tracked: shared.tracker.token(),
+            _admitted: admitted,
         },
         welcome,
         outbox,
@@ -51,6 +57,7 @@ struct ConnectionGuard {
     shared: Arc<Shared>,
     connection: Arc<Connection>,
     _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
+    _admitted: Admitted,
 }
 
 impl Drop for ConnectionGuard {

@@ -1,6 +1,7 @@
 //! The WebSocket transport at `/ws`: a reader that turns frames into replies and a writer that
 //! drains the outbox, pings, and closes with a reason.
 
+use crate::admission::{refusal, Admitted, ClientIp};
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::{session, Shared};
@@ -19,7 +20,15 @@ const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// `GET /ws`: upgrades to a WebSocket speaking client protocol v1.
-pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ClientIp(ip): ClientIp,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let admitted = match shared.admission.admit(ip) {
+        Ok(admitted) => admitted,
+        Err(error) => return refusal(error),
+    };
     // Frames a little over the limit are read and answered with `too_large`; far larger ones
     // (over twice the limit) end the connection, as reading them would cost memory.
     let hard_limit = shared.config.max_frame_bytes * 2 + 4096;
@@ -28,10 +37,10 @@ pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgr
         .max_write_buffer_size(WRITE_BUFFER_BYTES * 64 + shared.config.max_frame_bytes)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve(shared, socket))
+        .on_upgrade(move |socket| serve(shared, socket, admitted))
 }
 
-async fn serve(shared: Arc<Shared>, socket: WebSocket) {
+async fn serve(shared: Arc<Shared>, socket: WebSocket, _admitted: Admitted) {
     if shared.shutdown.is_cancelled() {
         return;
     }
