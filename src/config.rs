@@ -236,7 +236,7 @@ fn default_max_connections() -> usize {
     };
     // SAFETY: getrlimit only writes the struct it is given.
     let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur as u64
+        limit.rlim_cur
     } else {
         1024
     };
@@ -473,5 +473,62 @@ mod tests {
         .unwrap();
         let error = options.resolve().unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+    #[test]
+    fn limits_tls_and_origins_from_the_file_with_safe_defaults() {
+        let defaults = Options::default().resolve().unwrap();
+        assert!(defaults.max_connections >= 16);
+        assert_eq!(defaults.max_connections_per_address, 256);
+        assert_eq!(defaults.ident_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert!(defaults.tls.is_none() && defaults.allowed_origins.is_none());
+
+        let dir = tempfile_dir("limits");
+        let path = dir.join("herald.toml");
+        std::fs::write(
+            &path,
+            "max_connections = 100\nmax_connections_per_address = 0\nident_timeout_ms = 500\n\
+             header_read_timeout_ms = 700\nallowed_origins = [\"https://app.example.com\"]\n\
+             tls_cert = \"/etc/herald/cert.pem\"\ntls_key = \"/etc/herald/key.pem\"\n",
+        )
+        .unwrap();
+        let settings = Options {
+            config: Some(path.clone()),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (
+                settings.max_connections,
+                settings.max_connections_per_address
+            ),
+            (100, 0)
+        );
+        assert_eq!(settings.ident_timeout, Duration::from_millis(500));
+        assert_eq!(settings.header_read_timeout, Duration::from_millis(700));
+        assert_eq!(
+            settings.allowed_origins,
+            Some(vec!["https://app.example.com".to_string()])
+        );
+        assert_eq!(
+            settings.tls.unwrap().key,
+            PathBuf::from("/etc/herald/key.pem")
+        );
+
+        std::fs::write(&path, "tls_cert = \"/etc/herald/cert.pem\"\n").unwrap();
+        let error = Options {
+            config: Some(path),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("go together"), "{error}");
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("herald-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

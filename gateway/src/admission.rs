@@ -169,17 +169,17 @@ mod tests {
         let b: IpAddr = [10, 0, 0, 2].into();
         let first = admission.admit(Some(a)).unwrap();
         let _second = admission.admit(Some(a)).unwrap();
-        let third = admission.admit(Some(a)).unwrap_err();
+        let third = admission.admit(Some(a)).err().unwrap();
         assert_eq!(third.code, ErrorCode::RateLimited);
         let _other = admission.admit(Some(b)).unwrap();
         assert_eq!(
-            admission.admit(None).unwrap_err().code,
+            admission.admit(None).err().unwrap().code,
             ErrorCode::Unavailable
         );
         drop(first);
         let _again = admission.admit(Some(a)).unwrap();
         assert_eq!(
-            admission.admit(Some(b)).unwrap_err().code,
+            admission.admit(Some(b)).err().unwrap().code,
             ErrorCode::Unavailable
         );
     }
