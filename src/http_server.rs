@@ -7,9 +7,8 @@ use crate::config::{Settings, TlsFiles};
 use anyhow::Context;
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -20,6 +19,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::Service;
 
 /// How long open HTTP connections may take to finish after shutdown (SSE streams and
@@ -69,7 +69,7 @@ async fn accept_loop(
     header_read_timeout: Duration,
     tls: Option<SharedAcceptor>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let mut failures = AcceptFailures::default();
     loop {
         let accepted = tokio::select! {
@@ -98,12 +98,13 @@ async fn accept_loop(
             router.clone(),
             header_read_timeout,
             acceptor,
-            graceful.watcher(),
+            shutdown.clone(),
         );
-        tokio::spawn(connection);
+        connections.spawn(connection);
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, connections.wait())
         .await
         .is_err()
     {
@@ -112,30 +113,32 @@ async fn accept_loop(
 }
 
 /// Serves one TCP connection: TLS handshake (bounded by the header timeout, which a stalled
-/// handshake would otherwise escape), then HTTP/1.1 (with upgrades) or HTTP/2.
+/// handshake would otherwise escape), then HTTP/1.1 with upgrades. HTTP/1.1 only: the header
+/// timeout then runs from the first moment a request is awaited (also between keep-alive
+/// requests), whereas sniffing for HTTP/2 would wait for a silent client's first bytes forever.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     header_read_timeout: Duration,
     acceptor: Option<TlsAcceptor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    shutdown: CancellationToken,
 ) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
         // Handlers that bound resources per client read its address from `ConnectInfo`.
         request.extensions_mut().insert(ConnectInfo(peer));
         router.clone().call(request)
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let result = match acceptor {
         None => {
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(connection.into_owned()).await
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            until_drained(connection, &shutdown).await
         }
         Some(acceptor) => {
             let stream =
@@ -150,12 +153,49 @@ async fn serve_connection(
                         return;
                     }
                 };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(connection.into_owned()).await
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            until_drained(connection, &shutdown).await
         }
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+    }
+}
+
+/// Runs an HTTP connection; on shutdown lets its request in flight finish, then closes it (an
+/// idle keep-alive connection closes at once). A connection upgraded to a WebSocket has left
+/// hyper by then: the gateway closes those with a close frame.
+async fn until_drained<C>(connection: C, shutdown: &CancellationToken) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>> + GracefulShutdown,
+{
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    }
+}
+
+/// The graceful shutdown of hyper's HTTP/1 connection (plain and TLS alike).
+trait GracefulShutdown {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulShutdown for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
     }
 }
 

@@ -44,26 +44,29 @@ async fn ws_open(url: &str, origin: Option<&str>) -> Result<Ws, (u16, Value)> {
     }
 }
 
-#[tokio::test]
-async fn a_client_that_stalls_in_its_headers_is_disconnected() {
-    let herald = Herald::serve(None, &["--header-read-timeout-ms", "500"]);
-    let mut slow = tokio::net::TcpStream::connect(host(&herald.base))
-        .await
-        .expect("connect");
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await
-        .expect("write half a header");
+/// Waits for the server to end `socket` and returns how long that took.
+async fn closed_by_server(mut socket: tokio::net::TcpStream) -> Duration {
     let started = Instant::now();
     let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest))
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest))
         .await
         .expect("the server closes a stalled connection within the header timeout")
         .ok();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_its_headers_is_disconnected() {
+    let herald = Herald::serve(None, &["--header-read-timeout-ms", "500"]);
+    let connect = || tokio::net::TcpStream::connect(host(&herald.base));
+    let mut slow = connect().await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("write half a header");
+    let silent = connect().await.expect("connect");
+    let (slow, silent) = tokio::join!(closed_by_server(slow), closed_by_server(silent));
+    assert!(slow < Duration::from_secs(3), "half a header: {slow:?}");
+    assert!(silent < Duration::from_secs(3), "nothing sent: {silent:?}");
     // A client that sends its headers in time is served as usual.
     assert_eq!(herald.rest.get("/healthz").await.0, 200);
 }
