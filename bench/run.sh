@@ -62,6 +62,10 @@ PROFILE="${PROFILE:-release}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 OUTBOX_CAPACITY="${OUTBOX_CAPACITY:-}"
 export HERALD_LOG="${HERALD_LOG:-warn}"
+# Every bench client connects from 127.0.0.1, and the broadcast run fills the open-file limit on
+# purpose: lift the per-address and per-gateway connection caps unless the caller sets them.
+export HERALD_MAX_CONNECTIONS_PER_ADDRESS="${HERALD_MAX_CONNECTIONS_PER_ADDRESS:-0}"
+export HERALD_MAX_CONNECTIONS="${HERALD_MAX_CONNECTIONS:-1000000}"
 
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout latency idle ingest)

@@ -70,12 +70,13 @@ async fn serve_health(
         return Ok(None);
     }
     let listener = bind(settings).await?;
-    announce(role, listener.local_addr()?);
+    announce(settings, role, listener.local_addr()?);
     let routes = health_routes(bus, None, metrics.clone());
     Ok(Some(tokio::spawn(serve_http(
         listener,
         routes,
         shutdown.clone(),
+        settings,
     ))))
 }
 

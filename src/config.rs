@@ -129,6 +129,38 @@ pub struct Options {
     /// PEM private key of --nats-tls-cert.
     #[arg(long, env = "HERALD_NATS_TLS_KEY", value_name = "FILE")]
     pub nats_tls_key: Option<PathBuf>,
+    /// A client must send a request's headers (and finish the TLS handshake) within this
+    /// many milliseconds, or its connection is closed (default 10000).
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// PEM certificate chain: serve HTTPS/WSS on the listen address (with --tls-key);
+    /// reloaded on SIGHUP.
+    #[arg(long, env = "HERALD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert; reloaded on SIGHUP.
+    #[arg(long, env = "HERALD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Open WebSocket/SSE connections a gateway accepts at most; more get 503 (default: the
+    /// open-file limit minus 256, so health checks and NATS keep descriptors).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Open WebSocket/SSE connections one client IP address may hold; more get 429
+    /// (default 256; 0 turns the cap off).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Connections that have not identified within this many milliseconds are closed
+    /// (close code 4003; default 10000).
+    #[arg(long, env = "HERALD_IDENT_TIMEOUT_MS", value_name = "MS")]
+    pub ident_timeout_ms: Option<u64>,
+    /// Origins allowed on /ws and /sse, comma-separated (`https://app.example.com`, or `*`
+    /// for any). Default: the request's own host; any when `herald serve` runs the demo.
+    #[arg(
+        long,
+        env = "HERALD_ALLOWED_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -155,6 +187,13 @@ struct FileOptions {
     max_concurrent_hashes: Option<usize>,
     auth_fail_limit: Option<u32>,
     auth_fail_window_secs: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    ident_timeout_ms: Option<u64>,
+    allowed_origins: Option<Vec<String>>,
     /// `[[file_tail]]` tables: files the file-tail adapter (and `herald serve`) follows.
     #[serde(default)]
     file_tail: Vec<FileTailConfig>,
@@ -300,6 +339,14 @@ pub struct Settings {
     pub demo_public: bool,
     /// How to log in to NATS.
     pub nats_auth: crate::nats_auth::NatsAuth,
+    pub header_read_timeout: Duration,
+    /// Certificate and key files when HTTP is served over TLS.
+    pub tls: Option<TlsFiles>,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub ident_timeout: Duration,
+    /// `None`: the role's default (same host; any for `herald serve` with the demo).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -321,6 +368,32 @@ impl Settings {
         }
         Ok(on)
     }
+}
+
+/// The PEM files of the TLS certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Descriptors kept free under the open-file limit when `max_connections` is not configured:
+/// for health checks, metrics scrapes, NATS and files.
+const DESCRIPTOR_RESERVE: u64 = 256;
+
+/// The default `max_connections`: the soft open-file limit minus [`DESCRIPTOR_RESERVE`].
+fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    soft.saturating_sub(DESCRIPTOR_RESERVE).clamp(16, 1 << 20) as usize
 }
 
 impl Options {
@@ -474,6 +547,36 @@ impl Options {
                 tls_cert: self.nats_tls_cert.or(file.nats_tls_cert),
                 tls_key: self.nats_tls_key.or(file.nats_tls_key),
             },
+            header_read_timeout: millis(
+                self.header_read_timeout_ms,
+                file.header_read_timeout_ms,
+                10_000,
+                "header-read-timeout-ms",
+            )?,
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => bail!("tls-cert and tls-key go together: give both, or neither"),
+            },
+            max_connections: match self.max_connections.or(file.max_connections) {
+                Some(0) => bail!("max-connections must be positive"),
+                Some(n) => n,
+                None => default_max_connections(),
+            },
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(256),
+            ident_timeout: millis(
+                self.ident_timeout_ms,
+                file.ident_timeout_ms,
+                10_000,
+                "ident-timeout-ms",
+            )?,
+            allowed_origins: self.allowed_origins.or(file.allowed_origins),
         })
     }
 }
@@ -698,5 +801,62 @@ mod tests {
         .unwrap();
         let error = options.resolve().unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+    #[test]
+    fn limits_tls_and_origins_from_the_file_with_safe_defaults() {
+        let defaults = Options::default().resolve().unwrap();
+        assert!(defaults.max_connections >= 16);
+        assert_eq!(defaults.max_connections_per_address, 256);
+        assert_eq!(defaults.ident_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert!(defaults.tls.is_none() && defaults.allowed_origins.is_none());
+
+        let dir = tempfile_dir("limits");
+        let path = dir.join("herald.toml");
+        std::fs::write(
+            &path,
+            "max_connections = 100\nmax_connections_per_address = 0\nident_timeout_ms = 500\n\
+             header_read_timeout_ms = 700\nallowed_origins = [\"https://app.example.com\"]\n\
+             tls_cert = \"/etc/herald/cert.pem\"\ntls_key = \"/etc/herald/key.pem\"\n",
+        )
+        .unwrap();
+        let settings = Options {
+            config: Some(path.clone()),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (
+                settings.max_connections,
+                settings.max_connections_per_address
+            ),
+            (100, 0)
+        );
+        assert_eq!(settings.ident_timeout, Duration::from_millis(500));
+        assert_eq!(settings.header_read_timeout, Duration::from_millis(700));
+        assert_eq!(
+            settings.allowed_origins,
+            Some(vec!["https://app.example.com".to_string()])
+        );
+        assert_eq!(
+            settings.tls.unwrap().key,
+            PathBuf::from("/etc/herald/key.pem")
+        );
+
+        std::fs::write(&path, "tls_cert = \"/etc/herald/cert.pem\"\n").unwrap();
+        let error = Options {
+            config: Some(path),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("go together"), "{error}");
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("herald-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -2,6 +2,7 @@
 
 mod adapter_roles;
 mod config;
+mod http_server;
 mod nats_auth;
 mod roles;
 

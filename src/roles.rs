@@ -2,6 +2,7 @@
 //! shuts everything down in order on SIGINT/SIGTERM.
 
 use crate::config::Settings;
+pub(crate) use crate::http_server::serve_http;
 use anyhow::{bail, Context};
 use axum::routing::get;
 use axum::Router;
@@ -76,7 +77,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .merge(health_routes(bus, Some(kv), metrics));
     let listener = bind(&settings).await?;
     let address = listener.local_addr()?;
-    announce("serve", address);
+    announce(&settings, "serve", address);
     if demo {
         warn_demo(address);
     }
@@ -89,7 +90,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "  open http://{address}/ for the demo; POST events to http://{address}/v1/notify"
         ));
     }
-    serve_http(listener, router, shutdown.clone()).await?;
+    serve_http(listener, router, shutdown.clone(), &settings).await?;
     gateway.stopped(SHUTDOWN_DEADLINE).await;
     if let Some(file_tails) = file_tails {
         file_tails.await??;
@@ -113,11 +114,11 @@ pub async fn gateway(settings: Settings) -> anyhow::Result<()> {
     let (gateway, router) = start_gateway(&settings, &bus, &metrics, &shutdown, demo).await?;
     let router = router.merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
-    announce("gateway", listener.local_addr()?);
+    announce(&settings, "gateway", listener.local_addr()?);
     if demo {
         warn_demo(listener.local_addr()?);
     }
-    serve_http(listener, router, shutdown).await?;
+    serve_http(listener, router, shutdown, &settings).await?;
     gateway.stopped(SHUTDOWN_DEADLINE).await;
     Ok(())
 }
@@ -165,8 +166,8 @@ pub async fn rest(settings: Settings) -> anyhow::Result<()> {
     let router = herald_adapters::rest::router(bus.clone(), rest_config(&settings)?, &metrics)
         .merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
-    announce("rest", listener.local_addr()?);
-    serve_http(listener, router, shutdown).await
+    announce(&settings, "rest", listener.local_addr()?);
+    serve_http(listener, router, shutdown, &settings).await
 }
 
 /// `herald passwd`: one secret on stdin, its argon2id hash on stdout.
@@ -196,7 +197,7 @@ async fn start_gateway(
 ) -> anyhow::Result<(herald_gateway::Gateway, Router)> {
     let gateway = herald_gateway::Gateway::start(
         bus.clone(),
-        gateway_config(settings),
+        gateway_config(settings, demo),
         metrics,
         shutdown.clone(),
     )
@@ -282,7 +283,14 @@ fn dispatcher_config(settings: &Settings) -> anyhow::Result<herald_dispatcher::D
     })
 }
 
-fn gateway_config(settings: &Settings) -> herald_gateway::GatewayConfig {
+fn gateway_config(settings: &Settings, demo: bool) -> herald_gateway::GatewayConfig {
+    // The demo page may be opened under any name of the host (localhost, 127.0.0.1, a LAN
+    // address behind a dev proxy); production gateways default to their own host only.
+    let default_origins = if demo {
+        vec!["*".to_string()]
+    } else {
+        Vec::new()
+    };
     herald_gateway::GatewayConfig {
         heartbeat: settings.heartbeat,
         max_frame_bytes: settings.max_payload_bytes,
@@ -291,6 +299,10 @@ fn gateway_config(settings: &Settings) -> herald_gateway::GatewayConfig {
         max_channels_per_connection: settings.max_channels_per_connection,
         liveness_interval: settings.liveness_interval,
         auth_limit: settings.auth_limit.clone(),
+        ident_timeout: settings.ident_timeout,
+        max_connections: settings.max_connections,
+        max_connections_per_address: settings.max_connections_per_address,
+        allowed_origins: settings.allowed_origins.clone().unwrap_or(default_origins),
         ..Default::default()
     }
 }
@@ -418,8 +430,9 @@ pub(crate) async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpL
         .with_context(|| format!("cannot listen on {}", settings.listen))
 }
 
-pub(crate) fn announce(role: &str, address: std::net::SocketAddr) {
-    say(&format!("herald {role} listening on http://{address}"));
+pub(crate) fn announce(settings: &Settings, role: &str, address: std::net::SocketAddr) {
+    let scheme = crate::http_server::scheme(settings);
+    say(&format!("herald {role} listening on {scheme}://{address}"));
 }
 
 /// Writes a status line to stdout. A closed stdout (a supervisor that stopped reading) must
@@ -428,25 +441,6 @@ pub(crate) fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-pub(crate) async fn serve_http(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY a small frame written while the previous one is unacknowledged waits
-    // for the peer's delayed ACK (up to 40 ms): that was most of the latency tail.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    // Handlers that bound resources per client read its address from `ConnectInfo`.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("HTTP server failed")
 }
 
 pub(crate) fn shutdown_on_signal() -> CancellationToken {

@@ -12,16 +12,21 @@
 //! - `recent`: ids of recently delivered events, so a copy sent again is dropped.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
+//! - `admission`: caps on open connections per gateway and per client address, and the ident
+//!   timeout.
+//! - `origin`: the `Origin` check on every gateway route.
 //!
 //! A gateway's local membership is the authority for its own connections: it changes only
 //! after a dispatcher committed the change to KV and before the client hears `ok`, so an event
 //! published after the client saw `ok` always finds the connection.
 
+mod admission;
 mod close_reports;
 mod delivery;
 pub mod demo;
 mod heartbeat;
 mod http_error;
+mod origin;
 mod outbox;
 mod recent;
 pub mod registry;
@@ -60,6 +65,14 @@ pub struct GatewayConfig {
     pub auth_limit: AuthLimiter,
     /// How often the gateway tells dispatchers it is alive.
     pub liveness_interval: Duration,
+    /// Connections that have not identified within this long are closed (4003).
+    pub ident_timeout: Duration,
+    /// Open `/ws` and `/sse` connections this gateway accepts at most; more get 503.
+    pub max_connections: usize,
+    /// Open connections one client address may hold at most (more get 429); 0: no cap.
+    pub max_connections_per_address: usize,
+    /// Origins allowed to connect: empty means the request's own host, `*` any.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -74,6 +87,10 @@ impl Default for GatewayConfig {
             max_failed_idents: 5,
             auth_limit: AuthLimiter::default(),
             liveness_interval: Duration::from_secs(1),
+            ident_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -95,6 +112,7 @@ pub(crate) struct Shared {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     close_reports: close_reports::CloseReports,
+    admission: Arc<admission::Admission>,
 }
 
 /// A running gateway; its [`Gateway::router`] serves `/ws`, `/sse` and `/sse/{conn}`.
@@ -123,6 +141,8 @@ impl Gateway {
                 .collect()
         };
         let (close_reports, unacknowledged) = close_reports::CloseReports::new(metrics);
+        let admission =
+            admission::Admission::new(config.max_connections, config.max_connections_per_address);
         let shared = Arc::new(Shared {
             id,
             bus,
@@ -149,6 +169,7 @@ impl Gateway {
             shutdown,
             tracker: TaskTracker::new(),
             close_reports,
+            admission,
         });
         delivery::start(&shared).await?;
         close_reports::start(&shared, unacknowledged);
@@ -174,6 +195,10 @@ impl Gateway {
                     session::hard_frame_limit(&self.shared),
                 )),
             )
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                origin::check,
+            ))
             .method_not_allowed_fallback(http_error::method_not_allowed)
             .with_state(self.shared.clone())
     }

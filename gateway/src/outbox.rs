@@ -52,6 +52,11 @@ impl CloseReason {
         code: 4001,
         reason: "disconnected by the backend",
     };
+    /// No successful ident within the gateway's ident timeout.
+    pub const IDENT_TIMEOUT: CloseReason = CloseReason {
+        code: 4003,
+        reason: "ident timeout",
+    };
 }
 
 /// The sending half: shared through the registry.

@@ -45,6 +45,13 @@ pub(crate) enum Transport {
     Sse,
 }
 
+impl SessionState {
+    /// Whether `ident` succeeded on this connection.
+    pub(crate) fn is_identified(&self) -> bool {
+        self.user.is_some()
+    }
+}
+
 /// The largest client frame read at all: frames a little over `max_frame_bytes` are read and
 /// answered with `too_large`; far larger ones (over twice the limit) are refused unread (a
 /// WebSocket closes with 1009, an SSE POST gets 413), as reading them would cost memory.
@@ -66,6 +73,7 @@ pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, O
         let connection = Arc::new(Connection::new(id, outbox, sse_secret.clone()));
         if shared.registry.insert(connection.clone()) {
             shared.metrics.connections.inc();
+            crate::admission::watch_ident(shared, &connection);
             return (connection, receiver);
         }
         // 128 random bits collided with a live connection: practically never; draw again.

@@ -2,6 +2,7 @@
 //! frames and answers with the reply frame, forwarded over the bus when another gateway holds
 //! the connection.
 
+use crate::admission::{refusal, Admitted, ClientIp};
 use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
@@ -9,40 +10,39 @@ use crate::session::{self, bus_error};
 use crate::Shared;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use futures::Stream;
 use herald_core::messages::{SseForward, SseForwardReply};
 use herald_core::protocol::server_frames::ServerFrame;
 use herald_core::subjects::{self, ConnId};
 use herald_core::{ErrorCode, HeraldError};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// `GET /sse`: opens a connection whose server frames arrive as `data:` lines.
-pub(crate) async fn stream(
-    State(shared): State<Arc<Shared>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-) -> Response {
+pub(crate) async fn stream(State(shared): State<Arc<Shared>>, ClientIp(ip): ClientIp) -> Response {
     if shared.shutdown.is_cancelled() {
         return ErrorReply::new(HeraldError::unavailable(
             "this gateway is shutting down; connect again (to another gateway)",
         ))
         .into_response();
     }
+    let admitted = match shared.admission.admit(ip) {
+        Ok(admitted) => admitted,
+        Err(error) => return refusal(error),
+    };
     let (connection, outbox) = session::open(&shared, session::Transport::Sse);
-    let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
-    session::set_peer(&connection, peer).await;
+    session::set_peer(&connection, ip).await;
     let welcome = session::welcome(&shared, &connection);
     leave_presence_when_closed(&shared, &connection);
     let frames = frames(
         ConnectionGuard {
             connection,
             _tracked: shared.tracker.token(),
+            _admitted: admitted,
         },
         welcome,
         outbox,
@@ -77,6 +77,7 @@ fn leave_presence_when_closed(shared: &Arc<Shared>, connection: &Arc<Connection>
 struct ConnectionGuard {
     connection: Arc<Connection>,
     _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
+    _admitted: Admitted,
 }
 
 impl Drop for ConnectionGuard {

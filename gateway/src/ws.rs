@@ -1,18 +1,18 @@
 //! The WebSocket transport at `/ws`: a reader that turns frames into replies and a writer that
 //! drains the outbox, pings, and closes with a reason.
 
+use crate::admission::{refusal, Admitted, ClientIp};
 use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::{delivery, session, Shared};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::response::Response;
-use axum::Extension;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -27,11 +27,14 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// `GET /ws`: upgrades to a WebSocket speaking client protocol v1.
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientIp(ip): ClientIp,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ErrorReply> {
     let ws = ws?;
-    let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    let admitted = match shared.admission.admit(ip) {
+        Ok(admitted) => admitted,
+        Err(error) => return Ok(refusal(error)),
+    };
     let hard_limit = session::hard_frame_limit(&shared);
     Ok(ws
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -39,10 +42,10 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(WRITE_BUFFER_BYTES * 64 + shared.config.max_frame_bytes)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve(shared, socket, peer)))
+        .on_upgrade(move |socket| serve(shared, socket, ip, admitted)))
 }
 
-async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>) {
+async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>, _admitted: Admitted) {
     if shared.shutdown.is_cancelled() {
         return;
     }

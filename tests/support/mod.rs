@@ -369,6 +369,11 @@ impl Ws {
             .await
             .expect("connect in time")
             .expect("connect");
+        Ws::from_stream(stream).await
+    }
+
+    /// Wraps a connected stream and reads `welcome`.
+    pub async fn from_stream(stream: WsStream) -> Ws {
         let mut ws = Ws {
             stream,
             next_id: 0,
