@@ -15,6 +15,8 @@ use herald_core::metrics::{Metric, Metrics};
 use std::sync::Arc;
 
 pub use error::ApiError;
+pub use routes::decode_event_body;
+pub use turted::{decode_push, PushRequest};
 
 /// What the REST adapter needs to know.
 #[derive(Clone)]
