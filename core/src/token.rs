@@ -64,7 +64,7 @@ pub fn verify(secret: &[u8], token: &str) -> Result<Claims, HeraldError> {
             ErrorKind::MissingRequiredClaim(c) => {
                 unauthorized(&format!("token lacks the `{c}` claim"))
             }
-            _ => unauthorized(&format!("token is not a valid JWT: {e}")),
+            _ => HeraldError::refused_input(ErrorCode::Unauthorized, "token is not a valid JWT", e),
         },
     )?;
     crate::names::check_name("user", &data.claims.sub)
@@ -141,6 +141,22 @@ mod tests {
             .contains("signature"));
         let e = verify(b"k", "garbage").unwrap_err();
         assert_eq!(e.code, ErrorCode::Unauthorized);
+    }
+
+    #[test]
+    fn errors_do_not_echo_long_claims() {
+        // Found by the token fuzz target: serde quoted a wrong-typed claim whole.
+        let claims = serde_json::json!({"sub": "a", "exp": "x".repeat(5000)});
+        let key = EncodingKey::from_secret(b"k");
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        let e = verify(b"k", &token).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthorized);
+        assert!(
+            e.message.len() < 300,
+            "{} bytes: {:.100}",
+            e.message.len(),
+            e.message
+        );
     }
 
     #[test]
