@@ -42,6 +42,9 @@ if grep -q 'test result: FAILED' test-output.log || ! grep -q 'test result: ok' 
   echo "Rust tests failed; see test-output.log"; exit 1
 fi
 
+say "fuzzing (30 s per target; a longer run: scripts/fuzz.sh 300)"
+scripts/fuzz.sh 30
+
 say "backend client unit tests (PHP, Java, Python)"
 clients/run-unit-tests.sh
 

@@ -546,6 +546,11 @@ impl Ws {
         None
     }
 
+    /// The underlying stream, for sending frames the helpers above would not (binary, raw).
+    pub fn stream_mut(&mut self) -> &mut WsStream {
+        &mut self.stream
+    }
+
     /// Waits for the server to close the connection and returns how.
     pub async fn closed(&mut self) -> Closed {
         loop {
@@ -672,6 +677,22 @@ impl Sse {
                 Err(_) => panic!("no SSE frame within the deadline"),
             }
         }
+    }
+
+    /// POSTs raw bytes as a client frame to `base`; returns the status and the reply (JSON, or
+    /// the body as a JSON string when it is not JSON).
+    pub async fn post_raw(&self, base: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/sse/{}", self.conn))
+            .header("x-herald-secret", &self.secret)
+            .body(body)
+            .send()
+            .await
+            .expect("POST /sse");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let reply = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, reply)
     }
 
     /// POSTs a client frame to `base` (any gateway) and returns the reply frame.

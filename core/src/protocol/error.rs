@@ -124,6 +124,23 @@ impl HeraldError {
             "internal error; the server log has the details",
         )
     }
+
+    /// An error for input a parser refused: `what`, then the parser's explanation cut to its
+    /// first and last bytes, because serde quotes an offending value whole and a reply must not
+    /// echo a caller's input back at length (the end keeps "at line 1 column 640").
+    pub fn refused_input(code: ErrorCode, what: &str, detail: impl fmt::Display) -> Self {
+        const HEAD: usize = 160;
+        const TAIL: usize = 60;
+        let detail = detail.to_string();
+        if detail.len() <= HEAD + TAIL {
+            return Self::new(code, format!("{what}: {detail}"));
+        }
+        let head_end = (0..=HEAD).rev().find(|&i| detail.is_char_boundary(i));
+        let tail_start = (detail.len() - TAIL..detail.len()).find(|&i| detail.is_char_boundary(i));
+        let head = &detail[..head_end.unwrap_or(0)];
+        let tail = &detail[tail_start.unwrap_or(detail.len())..];
+        Self::new(code, format!("{what}: {head}…{tail}"))
+    }
 }
 
 impl fmt::Display for HeraldError {

@@ -1,6 +1,6 @@
 //! The notify body shared by `POST /v1/notify`, the Redis and file-tail adapters and the bus.
 
-use super::error::HeraldError;
+use super::error::{ErrorCode, HeraldError};
 use crate::names::check_name;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -43,8 +43,9 @@ fn null_payload() -> Box<RawValue> {
 impl Notify {
     /// Decodes and validates a notify body.
     pub fn decode(body: &[u8]) -> Result<Notify, HeraldError> {
-        let notify: Notify = serde_json::from_slice(body)
-            .map_err(|e| HeraldError::bad_request(format!("invalid notify body: {e}")))?;
+        let notify: Notify = serde_json::from_slice(body).map_err(|e| {
+            HeraldError::refused_input(ErrorCode::BadRequest, "invalid notify body", e)
+        })?;
         notify.validate()?;
         Ok(notify)
     }
@@ -123,5 +124,25 @@ mod tests {
             let e = Notify::decode(body).unwrap_err();
             assert!(e.message.contains(expected), "{}: {}", expected, e.message);
         }
+    }
+
+    #[test]
+    fn errors_do_not_echo_long_input() {
+        // Found by the rest_body fuzz target: serde quotes a wrong-typed string whole.
+        let long = "é".repeat(5000);
+        let body = format!(r#"{{"event":"E","targets":{{"users":"{long}"}}}}"#);
+        let e = Notify::decode(body.as_bytes()).unwrap_err();
+        assert!(
+            e.message.len() < 300,
+            "{} bytes: {}",
+            e.message.len(),
+            e.message
+        );
+        assert!(e
+            .message
+            .starts_with("invalid notify body: invalid type: string"));
+        assert!(e
+            .message
+            .ends_with("expected a sequence at line 1 column 10034"));
     }
 }

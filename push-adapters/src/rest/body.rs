@@ -22,8 +22,9 @@ pub(crate) async fn read(body: Body, max_payload: usize) -> Result<Bytes, ApiErr
 
 /// Parses JSON with an error naming the problem.
 pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| HeraldError::bad_request(format!("invalid JSON body: {e}")).into())
+    serde_json::from_slice(bytes).map_err(|e| {
+        HeraldError::refused_input(ErrorCode::BadRequest, "invalid JSON body", e).into()
+    })
 }
 
 /// Refuses a payload over the limit.

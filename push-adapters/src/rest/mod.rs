@@ -17,6 +17,8 @@ use herald_core::metrics::{Metric, Metrics};
 use std::sync::Arc;
 
 pub use error::{method_not_allowed, not_found, ApiError};
+pub use routes::decode_event_body;
+pub use turted::{decode_push, PushRequest};
 
 /// What the REST adapter needs to know.
 #[derive(Clone)]

@@ -102,14 +102,20 @@ async fn notify_targets(
 ) -> Result<Response, ApiError> {
     require_key(state, headers).await?;
     let bytes = body::read(request, state.config.max_payload_bytes).await?;
-    let event: EventBody = body::json(&bytes)?;
+    accept(state, decode_event_body(&bytes, targets)?).await
+}
+
+/// Decodes and validates the body of the one-target calls (`{"event", "payload"}`) into a
+/// notify for `targets`. Public so the fuzz targets reach the code the handlers run.
+pub fn decode_event_body(bytes: &[u8], targets: Targets) -> Result<Notify, ApiError> {
+    let event: EventBody = body::json(bytes)?;
     let notify = Notify {
         event: event.event,
         targets,
         payload: event.payload.unwrap_or_else(null),
     };
     notify.validate()?;
-    accept(state, notify).await
+    Ok(notify)
 }
 
 fn null() -> Box<RawValue> {
