@@ -5,12 +5,15 @@
 //! - [`names`]: what a channel, event or user name may be, and how names become KV key tokens.
 //! - [`subjects`]: every bus subject and KV key Herald uses, built in one place.
 //! - [`messages`]: what roles say to each other over the bus.
+//! - [`requests`]: the typed request layer: each request with its answer, a [`requests::Requester`]
+//!   that sends them and one serve loop that answers them.
 //! - [`bus`]: the [`bus::Bus`] seam (publish, request, subscribe) with a memory and a NATS
 //!   implementation side by side.
 //! - [`kv`]: the [`kv::Kv`] seam (get, put, create, delete, filtered listing) with a memory and a
 //!   JetStream KV implementation side by side.
 //! - [`credentials`]: argon2id verification with a verdict cache, for API keys and passwords.
 //! - [`auth_limit`]: failed authentication counted per client address, with backoff.
+//! - [`signature`]: the HMAC-SHA256 signature of Herald's calls to backends.
 //! - [`token`]: JWT minting (HS256) and verification (HS256, RS256, ES256, EdDSA), grants.
 //! - [`metrics`]: counters rendered in the Prometheus text format.
 
@@ -22,6 +25,8 @@ pub mod messages;
 pub mod metrics;
 pub mod names;
 pub mod protocol;
+pub mod requests;
+pub mod signature;
 pub mod subjects;
 pub mod token;
 

@@ -1,7 +1,6 @@
 //! What Herald's roles say to each other over the bus: commands, deliveries, queries, control.
 
 use crate::protocol::client_frames::IdentAuth;
-use crate::protocol::error::HeraldError;
 use crate::protocol::notify::Targets;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -83,7 +82,8 @@ impl GatewayCommand {
     }
 }
 
-/// Dispatcher → gateway: the answer to a [`GatewayCommand`].
+/// Dispatcher → gateway: what a [`GatewayCommand`] achieved (a refusal travels as the
+/// request layer's [`crate::requests::Reply::Failed`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CommandReply {
@@ -96,17 +96,11 @@ pub enum CommandReply {
     },
     /// Join, leave or closed succeeded.
     Done,
-    /// The command was refused.
-    Failed {
-        /// Why.
-        error: HeraldError,
-    },
 }
 
 /// Adapter → dispatcher, on [`crate::subjects::NOTIFY`]: an event under an id the adapter
 /// chose, so that a request sent again after a lost answer publishes the same id and gateways
-/// drop the second copy. A bare [`crate::protocol::notify::Notify`] body is also accepted; the
-/// dispatcher then picks the id.
+/// drop the second copy.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyRequest<N = crate::protocol::notify::Notify> {
@@ -140,6 +134,12 @@ impl EventIds {
         format!("{}-{n}", self.prefix)
     }
 
+    /// The next id of this process's own generator.
+    pub fn fresh() -> String {
+        static PROCESS: std::sync::LazyLock<EventIds> = std::sync::LazyLock::new(EventIds::new);
+        PROCESS.next()
+    }
+
     /// Whether `id` has the shape of an event id (what a dispatcher accepts from the bus).
     pub fn is_valid(id: &str) -> bool {
         (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -152,20 +152,11 @@ impl Default for EventIds {
     }
 }
 
-/// Dispatcher → adapter: the answer to a notify request.
+/// Dispatcher → adapter: a notify request was published to the gateways.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum NotifyReply {
-    /// Published to the gateways under this event id.
-    Accepted {
-        /// The event id.
-        id: String,
-    },
-    /// Refused.
-    Failed {
-        /// Why.
-        error: HeraldError,
-    },
+pub struct EventAccepted {
+    /// The event id.
+    pub id: String,
 }
 
 /// Dispatcher → every gateway, on [`crate::subjects::DELIVER`]: one event.
@@ -209,22 +200,6 @@ pub enum Query {
     DisconnectUser {
         /// The user.
         user: String,
-    },
-}
-
-/// Dispatcher → REST: a JSON answer body, or an error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum QueryReply {
-    /// The answer body.
-    Answer {
-        /// What the REST call returns.
-        body: serde_json::Value,
-    },
-    /// The query failed.
-    Failed {
-        /// Why.
-        error: HeraldError,
     },
 }
 

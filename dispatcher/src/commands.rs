@@ -2,30 +2,12 @@
 
 use crate::Context;
 use bytes::Bytes;
-use herald_core::bus::BusMessage;
 use herald_core::messages::{CommandReply, GatewayCommand, Presence as PresenceEvent};
 use herald_core::protocol::client_frames::IdentAuth;
 use herald_core::subjects::{self, ConnId};
 use herald_core::token;
 use herald_core::{ErrorCode, HeraldError};
-
-/// Answers one gateway command.
-pub(crate) async fn handle(context: &Context, message: &BusMessage) {
-    let reply = match serde_json::from_slice::<GatewayCommand>(&message.payload) {
-        Ok(command) => execute(context, command)
-            .await
-            .unwrap_or_else(|error| CommandReply::Failed { error }),
-        Err(e) => CommandReply::Failed {
-            error: HeraldError::bad_request(format!("malformed gateway command: {e}")),
-        },
-    };
-    if let CommandReply::Failed { error } = &reply {
-        tracing::debug!(%error, "command refused");
-    }
-    context
-        .reply(message, serde_json::to_vec(&reply).unwrap_or_default())
-        .await;
-}
+use std::sync::Arc;
 
 fn conn_id(text: &str) -> Result<ConnId, HeraldError> {
     ConnId::parse(text)
@@ -36,7 +18,12 @@ fn kv_down(e: impl std::fmt::Display) -> HeraldError {
     HeraldError::unavailable(format!("presence store unavailable, try again: {e}"))
 }
 
-async fn execute(context: &Context, command: GatewayCommand) -> Result<CommandReply, HeraldError> {
+/// Carries out one gateway command.
+pub(crate) async fn execute(
+    context: Arc<Context>,
+    command: GatewayCommand,
+) -> Result<CommandReply, HeraldError> {
+    let context = context.as_ref();
     match command {
         GatewayCommand::Ident { conn, auth } => {
             let conn = conn_id(&conn)?;

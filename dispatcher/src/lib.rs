@@ -17,10 +17,11 @@ mod notify;
 pub mod presence;
 mod queries;
 
-use herald_core::bus::{Bus, BusMessage, Subscription};
+use herald_core::bus::Bus;
 use herald_core::credentials::Users;
 use herald_core::kv::Kv;
 use herald_core::metrics::{Metric, Metrics};
+use herald_core::requests::serve::{serve, Order};
 use herald_core::subjects;
 use herald_core::token::TokenKeys;
 use std::sync::Arc;
@@ -54,17 +55,6 @@ pub(crate) struct Context {
     pub events_accepted: Arc<Metric>,
     pub events_refused: Arc<Metric>,
     pub idents_failed: Arc<Metric>,
-}
-
-impl Context {
-    /// Sends `reply` to the requester, if the message asked for one.
-    pub async fn reply(&self, message: &BusMessage, reply: Vec<u8>) {
-        if let Some(to) = &message.reply {
-            if let Err(e) = self.bus.publish(to, reply.into()).await {
-                tracing::warn!(error = %e, "could not send a reply");
-            }
-        }
-    }
 }
 
 /// Runs a dispatcher until `shutdown` fires: [`start`], then [`Dispatcher::stopped`].
@@ -145,76 +135,46 @@ pub async fn start(
     tracing::info!("dispatcher ready");
 
     let tracker = TaskTracker::new();
-    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS));
+    let limit = Order::Concurrent(Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)));
     tracker.spawn(liveness::run(context.clone(), shutdown.clone()));
-    tracker.spawn(serve_concurrently(
+    let c = context.clone();
+    tracker.spawn(serve(
         commands,
-        context.clone(),
+        bus.clone(),
         limit.clone(),
         tracker.clone(),
         shutdown.clone(),
-        |c, m| Box::pin(async move { commands::handle(&c, &m).await }),
+        move |command| commands::execute(c.clone(), command),
     ));
-    tracker.spawn(serve_heartbeats(
+    // Heartbeats one by one, outside the request limit that commands share, so they are never
+    // queued behind a storm of commands.
+    let c = context.clone();
+    tracker.spawn(serve(
         heartbeats,
-        context.clone(),
+        bus.clone(),
+        Order::InOrder,
+        tracker.clone(),
         shutdown.clone(),
+        move |command| commands::execute(c.clone(), command),
     ));
-    tracker.spawn(serve_concurrently(
+    let c = context.clone();
+    tracker.spawn(serve(
         queries,
-        context.clone(),
+        bus.clone(),
         limit,
         tracker.clone(),
         shutdown.clone(),
-        |c, m| Box::pin(async move { queries::handle(&c, &m).await }),
+        move |query| queries::answer(c.clone(), query),
     ));
-    tracker.spawn(notify::serve_in_order(notifies, context, shutdown.clone()));
+    // Notifies one after another, so events reach gateways in the order this dispatcher
+    // accepted them.
+    tracker.spawn(serve(
+        notifies,
+        bus,
+        Order::InOrder,
+        tracker.clone(),
+        shutdown.clone(),
+        move |request| notify::publish(context.clone(), request),
+    ));
     Ok(Dispatcher { tracker, shutdown })
-}
-
-/// Records gateway heartbeats one by one, outside the request limit that commands share, so
-/// they are never queued behind a storm of commands.
-async fn serve_heartbeats(
-    mut subscription: Subscription,
-    context: Arc<Context>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = subscription.next() => match m { Some(m) => m, None => break },
-        };
-        commands::handle(&context, &message).await;
-    }
-}
-
-type Handler =
-    fn(Arc<Context>, BusMessage) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// Handles each request of `subscription` in its own task, at most
-/// [`MAX_CONCURRENT_REQUESTS`] at a time. Requests of one connection arrive one by one (the
-/// gateway waits for each reply), so running different connections' requests concurrently
-/// keeps their order.
-async fn serve_concurrently(
-    mut subscription: Subscription,
-    context: Arc<Context>,
-    limit: Arc<Semaphore>,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-    handler: Handler,
-) {
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = subscription.next() => match m { Some(m) => m, None => break },
-        };
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break;
-        };
-        let context = context.clone();
-        tracker.spawn(async move {
-            handler(context, message).await;
-            drop(permit);
-        });
-    }
 }

@@ -2,29 +2,17 @@
 
 use crate::Context;
 use bytes::Bytes;
-use herald_core::bus::BusMessage;
-use herald_core::messages::{Control, Query, QueryReply};
+use herald_core::messages::{Control, Query};
 use herald_core::protocol::page;
 use herald_core::{names, subjects, HeraldError};
 use serde_json::json;
+use std::sync::Arc;
 
-/// Answers one query.
-pub(crate) async fn handle(context: &Context, message: &BusMessage) {
-    let reply = match serde_json::from_slice::<Query>(&message.payload) {
-        Ok(query) => match answer(context, query).await {
-            Ok(body) => QueryReply::Answer { body },
-            Err(error) => QueryReply::Failed { error },
-        },
-        Err(e) => QueryReply::Failed {
-            error: HeraldError::bad_request(format!("malformed query: {e}")),
-        },
-    };
-    context
-        .reply(message, serde_json::to_vec(&reply).unwrap_or_default())
-        .await;
-}
-
-async fn answer(context: &Context, query: Query) -> Result<serde_json::Value, HeraldError> {
+/// Answers one query with the REST body.
+pub(crate) async fn answer(
+    context: Arc<Context>,
+    query: Query,
+) -> Result<serde_json::Value, HeraldError> {
     let down = |e: herald_core::kv::KvError| HeraldError::unavailable(e.to_string());
     match query {
         Query::User { user } => {

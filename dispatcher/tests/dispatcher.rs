@@ -4,10 +4,11 @@
 use bytes::Bytes;
 use herald_core::bus::{Bus, MemoryBus};
 use herald_core::kv::{Kv, MemoryKv};
-use herald_core::messages::{CommandReply, GatewayCommand, NotifyReply};
+use herald_core::messages::{CommandReply, EventAccepted, GatewayCommand};
 use herald_core::protocol::client_frames::IdentAuth;
+use herald_core::requests::Reply;
 use herald_core::token::{mint, now_secs, Claims};
-use herald_core::{subjects, ErrorCode};
+use herald_core::{subjects, ErrorCode, HeraldError};
 use herald_dispatcher::DispatcherConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,17 +82,18 @@ fn token(user: &str, channels: &[&str], once: bool) -> String {
 }
 
 impl Fixture {
-    async fn command(&self, command: &GatewayCommand) -> Option<CommandReply> {
+    async fn command(&self, command: &GatewayCommand) -> Option<Answer> {
         let body = Bytes::from(serde_json::to_vec(command).expect("encode"));
         let reply = self
             .bus
             .request(subjects::CMD, body, Duration::from_secs(5))
             .await
             .ok()?;
-        Some(serde_json::from_slice(&reply).expect("reply"))
+        let reply: Reply<CommandReply> = serde_json::from_slice(&reply).expect("reply");
+        Some(reply.into())
     }
 
-    async fn ident(&self, conn: &str, token: String) -> CommandReply {
+    async fn ident(&self, conn: &str, token: String) -> Answer {
         self.command(&GatewayCommand::Ident {
             conn: conn.into(),
             auth: IdentAuth::Token { token },
@@ -106,9 +108,12 @@ impl Fixture {
     }
 }
 
-fn failed_code(reply: CommandReply) -> ErrorCode {
+/// What a dispatcher answered a command.
+type Answer = Result<CommandReply, HeraldError>;
+
+fn failed_code(reply: Answer) -> ErrorCode {
     match reply {
-        CommandReply::Failed { error } => error.code,
+        Err(error) => error.code,
         other => panic!("expected a failure, got {other:?}"),
     }
 }
@@ -120,7 +125,7 @@ async fn ident_and_join_are_authorized_and_recorded() {
         .ident("gw1-1", token("alice", &["private-a*"], false))
         .await
     {
-        CommandReply::Identified { user, grants } => {
+        Ok(CommandReply::Identified { user, grants }) => {
             assert_eq!(user, "alice");
             assert_eq!(grants, vec!["private-a*"]);
         }
@@ -140,7 +145,7 @@ async fn ident_and_join_are_authorized_and_recorded() {
     };
     assert!(matches!(
         f.command(&join("chat", &[])).await,
-        Some(CommandReply::Done)
+        Some(Ok(CommandReply::Done))
     ));
     assert!(f.kv.get("chan.chat.gw1.1").await.unwrap().is_some());
     assert_eq!(
@@ -153,7 +158,7 @@ async fn ident_and_join_are_authorized_and_recorded() {
     );
     assert!(matches!(
         f.command(&join("private-ab", &["private-a*"])).await,
-        Some(CommandReply::Done)
+        Some(Ok(CommandReply::Done))
     ));
 
     assert_eq!(
@@ -170,14 +175,19 @@ async fn ident_and_join_are_authorized_and_recorded() {
 #[tokio::test]
 async fn closed_removes_what_the_connection_left_even_when_the_gateway_was_unsure() {
     let f = start().await;
-    f.ident("gw1-1", token("carol", &[], false)).await;
+    f.ident("gw1-1", token("carol", &[], false))
+        .await
+        .expect("identified");
     let join = GatewayCommand::Join {
         conn: "gw1-1".into(),
         user: "carol".into(),
         grants: vec![],
         channel: "chat".into(),
     };
-    assert!(matches!(f.command(&join).await, Some(CommandReply::Done)));
+    assert!(matches!(
+        f.command(&join).await,
+        Some(Ok(CommandReply::Done))
+    ));
     // The gateway's ident and join timed out, so it knows neither the user nor the join for
     // sure; and it may send the same report twice.
     let closed = GatewayCommand::Closed {
@@ -187,7 +197,10 @@ async fn closed_removes_what_the_connection_left_even_when_the_gateway_was_unsur
         reason: "closed by client".into(),
     };
     for _ in 0..2 {
-        assert!(matches!(f.command(&closed).await, Some(CommandReply::Done)));
+        assert!(matches!(
+            f.command(&closed).await,
+            Some(Ok(CommandReply::Done))
+        ));
     }
     for key in ["conn.gw1.1", "user.carol.gw1.1", "chan.chat.gw1.1"] {
         assert!(f.kv.get(key).await.unwrap().is_none(), "{key} left behind");
@@ -199,7 +212,10 @@ async fn closed_removes_what_the_connection_left_even_when_the_gateway_was_unsur
         channels: vec![],
         reason: "closed by client".into(),
     };
-    assert!(matches!(f.command(&never).await, Some(CommandReply::Done)));
+    assert!(matches!(
+        f.command(&never).await,
+        Some(Ok(CommandReply::Done))
+    ));
     f.stop().await;
 }
 
@@ -209,12 +225,12 @@ async fn one_time_tokens_are_spent_on_first_use() {
     let once = token("bob", &[], true);
     assert!(matches!(
         f.ident("g-1", once.clone()).await,
-        CommandReply::Identified { .. }
+        Ok(CommandReply::Identified { .. })
     ));
     // The same connection's ident sent again (its answer was lost with a dispatcher) succeeds.
     assert!(matches!(
         f.ident("g-1", once.clone()).await,
-        CommandReply::Identified { .. }
+        Ok(CommandReply::Identified { .. })
     ));
     assert_eq!(
         failed_code(f.ident("g-2", once).await),
@@ -229,9 +245,11 @@ async fn a_silent_gateway_is_cleared_and_announced() {
     let mut presence = f.bus.subscribe(subjects::PRESENCE, None).await.unwrap();
     assert!(matches!(
         f.command(&heartbeat("dead", 1)).await,
-        Some(CommandReply::Done)
+        Some(Ok(CommandReply::Done))
     ));
-    f.ident("dead-7", token("carol", &[], false)).await;
+    f.ident("dead-7", token("carol", &[], false))
+        .await
+        .expect("identified");
     f.command(&GatewayCommand::Join {
         conn: "dead-7".into(),
         user: "carol".into(),
@@ -271,13 +289,18 @@ async fn notify_is_validated_and_published_once_with_an_id() {
                 )
                 .await
                 .expect("reply");
-            serde_json::from_slice::<NotifyReply>(&reply).expect("notify reply")
+            serde_json::from_slice::<Reply<EventAccepted>>(&reply).expect("notify reply")
         }
     };
-    let id = match ask(r#"{"event":"E","targets":{"channels":["c"]},"payload":[1]}"#).await {
-        NotifyReply::Accepted { id } => id,
+    let id = match ask(
+        r#"{"id":"abc-1","notify":{"event":"E","targets":{"channels":["c"]},"payload":[1]}}"#,
+    )
+    .await
+    {
+        Reply::Ok(EventAccepted { id }) => id,
         other => panic!("{other:?}"),
     };
+    assert_eq!(id, "abc-1");
     let delivery = deliveries.next().await.expect("delivery");
     let text = String::from_utf8_lossy(&delivery.payload).to_string();
     assert!(
@@ -285,8 +308,12 @@ async fn notify_is_validated_and_published_once_with_an_id() {
         "{text}"
     );
     assert!(matches!(
-        ask(r#"{"event":"E","targets":{}}"#).await,
-        NotifyReply::Failed { error } if error.code == ErrorCode::BadRequest
+        ask(r#"{"id":"abc-2","notify":{"event":"E","targets":{}}}"#).await,
+        Reply::Failed(error) if error.code == ErrorCode::BadRequest
+    ));
+    assert!(matches!(
+        ask(r#"{"id":"no spaces","notify":{"event":"E","targets":{"users":["u"]}}}"#).await,
+        Reply::Failed(error) if error.code == ErrorCode::BadRequest
     ));
     f.stop().await;
 }

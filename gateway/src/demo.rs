@@ -14,12 +14,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use herald_core::bus::Bus;
-use herald_core::messages::{CommandReply, GatewayCommand, NotifyReply};
+use herald_core::messages::{CommandReply, GatewayCommand};
 use herald_core::names::check_name;
 use herald_core::protocol::client_frames::IdentAuth;
 use herald_core::protocol::notify::{Notify, Targets};
+use herald_core::requests::Requester;
 use herald_core::token::{self, Claims};
-use herald_core::{subjects, HeraldError};
+use herald_core::HeraldError;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ pub const DEMO_CHANNELS: [&str; 2] = ["chat", "logs"];
 const DISPATCHER_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct DemoState {
-    bus: Arc<dyn Bus>,
+    requests: Requester,
     jwt_secret: Vec<u8>,
 }
 
@@ -65,7 +66,10 @@ pub fn router(bus: Arc<dyn Bus>, jwt_secret: Vec<u8>) -> Router {
         )
         .route("/demo/token", post(demo_token))
         .route("/demo/publish", post(demo_publish))
-        .with_state(Arc::new(DemoState { bus, jwt_secret }))
+        .with_state(Arc::new(DemoState {
+            requests: Requester::new(bus, DISPATCHER_TIMEOUT),
+            jwt_secret,
+        }))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -164,21 +168,10 @@ async fn demo_publish(State(state): State<Arc<DemoState>>, body: Bytes) -> Respo
             Err(e) => return bad(HeraldError::internal(e)),
         },
     };
-    let reply = state
-        .bus
-        .request(
-            subjects::NOTIFY,
-            Bytes::from(notify.encode()),
-            DISPATCHER_TIMEOUT,
-        )
-        .await;
-    match reply.map(|r| serde_json::from_slice::<NotifyReply>(&r)) {
-        Ok(Ok(NotifyReply::Accepted { id })) => {
-            (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()
-        }
-        Ok(Ok(NotifyReply::Failed { error })) => bad(error),
-        Ok(Err(e)) => bad(HeraldError::internal(e)),
-        Err(e) => bad(crate::session::bus_error(e)),
+    let id = herald_core::messages::EventIds::fresh();
+    match state.requests.notify(&id, &notify).await {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response(),
+        Err(e) => bad(e),
     }
 }
 
@@ -188,18 +181,10 @@ async fn authorize(state: &DemoState, token: String, channel: &str) -> Result<St
         auth: IdentAuth::Token { token },
         channel: channel.to_string(),
     };
-    let body = serde_json::to_vec(&command).map_err(HeraldError::internal)?;
-    let reply = state
-        .bus
-        .request(subjects::CMD, Bytes::from(body), DISPATCHER_TIMEOUT)
-        .await
-        .map_err(crate::session::bus_error)?;
-    match serde_json::from_slice::<CommandReply>(&reply) {
-        Ok(CommandReply::Identified { user, .. }) => Ok(user),
-        Ok(CommandReply::Failed { error }) => Err(error),
-        Ok(other) => Err(HeraldError::internal(format!(
+    match state.requests.command(&command).await? {
+        CommandReply::Identified { user, .. } => Ok(user),
+        other => Err(HeraldError::internal(format!(
             "unexpected dispatcher reply {other:?}"
         ))),
-        Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}"))),
     }
 }

@@ -1,9 +1,8 @@
 //! Tells the dispatchers this gateway is alive, and that it left.
 
-use crate::session::{command, request};
+use crate::session::command;
 use crate::Shared;
 use herald_core::messages::GatewayCommand;
-use herald_core::subjects;
 use std::sync::Arc;
 
 /// Sends a heartbeat now and then every `liveness_interval` until shutdown.
@@ -27,9 +26,7 @@ pub(crate) async fn start(shared: &Arc<Shared>) {
                 beat,
             };
             // Never wait longer than a beat: the next one replaces an answer still missing.
-            match tokio::time::timeout(interval, request(&shared, subjects::HEARTBEAT, &heartbeat))
-                .await
-            {
+            match tokio::time::timeout(interval, command(&shared, &heartbeat)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not recorded"),
                 Err(_) => tracing::warn!("heartbeat not acknowledged within a beat"),

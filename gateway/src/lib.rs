@@ -37,6 +37,7 @@ mod ws;
 use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
 use herald_core::metrics::{Metric, Metrics};
+use herald_core::requests::Requester;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -106,6 +107,7 @@ struct GatewayMetrics {
 pub(crate) struct Shared {
     id: String,
     bus: Arc<dyn Bus>,
+    requests: Requester,
     config: GatewayConfig,
     registry: registry::Registry,
     metrics: GatewayMetrics,
@@ -145,6 +147,7 @@ impl Gateway {
             admission::Admission::new(config.max_connections, config.max_connections_per_address);
         let shared = Arc::new(Shared {
             id,
+            requests: Requester::new(bus.clone(), config.command_timeout),
             bus,
             config,
             registry: registry::Registry::default(),

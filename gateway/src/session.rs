@@ -4,13 +4,11 @@
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
 use crate::Shared;
-use bytes::Bytes;
-use herald_core::bus::{failover, BusError};
 use herald_core::messages::{CommandReply, GatewayCommand};
 use herald_core::protocol::client_frames::ClientFrame;
 use herald_core::protocol::server_frames::ServerFrame;
 use herald_core::protocol::RequestId;
-use herald_core::subjects::{self, ConnId};
+use herald_core::subjects::ConnId;
 use herald_core::{ErrorCode, HeraldError};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -294,42 +292,5 @@ pub(crate) async fn command(
     shared: &Shared,
     command: &GatewayCommand,
 ) -> Result<CommandReply, HeraldError> {
-    request(shared, subjects::CMD, command).await
-}
-
-/// Sends a command on `subject` to a dispatcher and waits for its answer.
-pub(crate) async fn request(
-    shared: &Shared,
-    subject: &str,
-    command: &GatewayCommand,
-) -> Result<CommandReply, HeraldError> {
-    let body = Bytes::from(serde_json::to_vec(command).map_err(HeraldError::internal)?);
-    let budget = shared.config.command_timeout;
-    // A dispatcher that dies with the command costs a short attempt, not the whole budget.
-    let reply = if command.may_repeat() {
-        failover::request(shared.bus.as_ref(), subject, body, budget).await
-    } else {
-        shared.bus.request(subject, body, budget).await
-    }
-    .map_err(bus_error)?;
-    match serde_json::from_slice::<CommandReply>(&reply) {
-        Ok(CommandReply::Failed { error }) => Err(error),
-        Ok(reply) => Ok(reply),
-        Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}"))),
-    }
-}
-
-/// Turns a bus failure into the error a client (or backend) can act on.
-pub(crate) fn bus_error(e: BusError) -> HeraldError {
-    match e {
-        BusError::NoResponders(_) => {
-            HeraldError::unavailable("no dispatcher is running; try again shortly")
-        }
-        BusError::Timeout(_) => {
-            HeraldError::unavailable("the dispatcher did not answer in time; try again")
-        }
-        BusError::Unavailable(detail) => {
-            HeraldError::unavailable(format!("message bus unavailable, try again: {detail}"))
-        }
-    }
+    shared.requests.command(command).await
 }

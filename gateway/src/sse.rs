@@ -6,7 +6,7 @@ use crate::admission::{refusal, Admitted, ClientIp};
 use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
-use crate::session::{self, bus_error};
+use crate::session;
 use crate::Shared;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
+use herald_core::bus::BusError;
 use herald_core::messages::{SseForward, SseForwardReply};
 use herald_core::protocol::server_frames::ServerFrame;
 use herald_core::subjects::{self, ConnId};
@@ -156,8 +157,16 @@ pub(crate) async fn post_frame(
             Ok(SseForwardReply::NotFound) => Err(not_found()),
             Err(e) => Err(HeraldError::internal(format!("bad forwarded SSE reply: {e}")).into()),
         },
-        Err(herald_core::bus::BusError::NoResponders(_)) => Err(not_found()),
-        Err(e) => Err(bus_error(e).into()),
+        // The holding gateway is gone, and its connections with it.
+        Err(BusError::NoResponders(_)) => Err(not_found()),
+        Err(BusError::Timeout(_)) => Err(HeraldError::unavailable(
+            "the gateway holding this connection did not answer in time; try again",
+        )
+        .into()),
+        Err(BusError::Unavailable(detail)) => Err(HeraldError::unavailable(format!(
+            "message bus unavailable, try again: {detail}"
+        ))
+        .into()),
     }
 }
 

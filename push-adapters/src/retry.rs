@@ -1,9 +1,9 @@
 //! Publishing until a dispatcher accepts, with capped exponential backoff: shared by the adapters
 //! that read from a feed (file-tail, Redis) and must not move on before an event was taken.
 
-use crate::publish::{new_event_id, publish_as};
-use herald_core::bus::Bus;
+use herald_core::messages::EventIds;
 use herald_core::protocol::notify::Notify;
+use herald_core::requests::Requester;
 use herald_core::{ErrorCode, HeraldError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -58,15 +58,15 @@ pub enum Outcome {
 /// Every attempt carries the same event id, so gateways that already delivered it drop the copy
 /// a retry publishes (within their memory of recent ids; see the gateway's `recent` module).
 pub async fn publish_until_accepted(
-    bus: &dyn Bus,
+    requests: &Requester,
     notify: &Notify,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
     mut on_retry: impl FnMut(&HeraldError, Duration),
 ) -> Outcome {
-    let id = new_event_id();
+    let id = EventIds::fresh();
     loop {
-        match publish_as(bus, &id, notify).await {
+        match requests.notify(&id, notify).await {
             Ok(id) => {
                 backoff.reset();
                 return Outcome::Accepted(id);
@@ -92,6 +92,7 @@ mod tests {
     use super::*;
     use herald_core::bus::MemoryBus;
     use herald_core::protocol::notify::Targets;
+    use std::sync::Arc;
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {
@@ -117,12 +118,18 @@ mod tests {
         let stop = shutdown.clone();
         let mut retries = 0;
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
-        let outcome = publish_until_accepted(&bus, &notify, &mut backoff, &shutdown, |_, _| {
-            retries += 1;
-            if retries == 3 {
-                stop.cancel();
-            }
-        })
+        let outcome = publish_until_accepted(
+            &crate::publish::requester(Arc::new(bus)),
+            &notify,
+            &mut backoff,
+            &shutdown,
+            |_, _| {
+                retries += 1;
+                if retries == 3 {
+                    stop.cancel();
+                }
+            },
+        )
         .await;
         assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
         assert_eq!(retries, 3);

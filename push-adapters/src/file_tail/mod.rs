@@ -191,6 +191,7 @@ impl Follower {
         let mut source = Some(source);
         let mut backoff = Backoff::new(RETRY_BACKOFF.0, RETRY_BACKOFF.1);
         let mut failing = false;
+        let requests = crate::publish::requester(bus);
         let target = Targets {
             channels: vec![config.channel.clone()],
             ..Default::default()
@@ -224,7 +225,7 @@ impl Follower {
                         };
                         let mut first_retry = true;
                         let outcome = publish_until_accepted(
-                            bus.as_ref(),
+                            &requests,
                             &notify,
                             &mut backoff,
                             &shutdown,
@@ -266,7 +267,8 @@ async fn wait(wake: &tokio::sync::Notify, shutdown: &CancellationToken, interval
 mod tests {
     use super::*;
     use herald_core::bus::MemoryBus;
-    use herald_core::messages::{NotifyReply, NotifyRequest};
+    use herald_core::messages::{EventAccepted, NotifyRequest};
+    use herald_core::requests::Reply;
     use herald_core::subjects;
     use std::io::Write;
 
@@ -350,9 +352,9 @@ mod tests {
             assert_eq!(notify.targets.channels, vec!["logs"]);
             let value: serde_json::Value = serde_json::from_str(notify.payload.get()).unwrap();
             seen.push(value["n"].as_u64().unwrap());
-            let reply = NotifyReply::Accepted {
+            let reply = Reply::Ok(EventAccepted {
                 id: seen.len().to_string(),
-            };
+            });
             bus.publish(
                 message.reply.as_deref().unwrap(),
                 serde_json::to_vec(&reply).unwrap().into(),

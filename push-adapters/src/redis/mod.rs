@@ -29,6 +29,7 @@ use events::Events;
 use herald_core::bus::Bus;
 use herald_core::metrics::Metrics;
 use herald_core::protocol::notify::Notify;
+use herald_core::requests::Requester;
 use session::{Incoming, Keepalive, Session, SessionEnd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,10 +129,11 @@ impl RedisAdapter {
             events,
         } = self;
         let mut retry = Backoff::new(RETRY_BACKOFF.0, RETRY_BACKOFF.1);
+        let requests = crate::publish::requester(bus);
         loop {
             let reason = match serve(
                 &mut session,
-                bus.as_ref(),
+                &requests,
                 &config,
                 &events,
                 &mut retry,
@@ -155,7 +157,7 @@ impl RedisAdapter {
 /// Publishes the session's messages until it ends.
 async fn serve(
     session: &mut Session,
-    bus: &dyn Bus,
+    requests: &Requester,
     config: &RedisConfig,
     events: &Events,
     retry: &mut Backoff,
@@ -187,7 +189,7 @@ async fn serve(
             }
         };
         let mut first = true;
-        let outcome = publish_until_accepted(bus, &notify, retry, shutdown, |error, delay| {
+        let outcome = publish_until_accepted(requests, &notify, retry, shutdown, |error, delay| {
             events.retrying(error, delay, first);
             first = false;
         })

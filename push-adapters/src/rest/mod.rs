@@ -14,6 +14,7 @@ use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
 use herald_core::credentials::ApiKeys;
 use herald_core::metrics::{Metric, Metrics};
+use herald_core::requests::Requester;
 use std::sync::Arc;
 
 pub use error::{method_not_allowed, not_found, ApiError};
@@ -36,7 +37,7 @@ pub struct RestConfig {
 }
 
 pub(crate) struct RestState {
-    bus: Arc<dyn Bus>,
+    requests: Requester,
     config: RestConfig,
     accepted: Arc<Metric>,
     refused: Arc<Metric>,
@@ -45,7 +46,7 @@ pub(crate) struct RestState {
 /// The routes of the REST adapter.
 pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum::Router {
     let state = Arc::new(RestState {
-        bus,
+        requests: crate::publish::requester(bus),
         config,
         accepted: metrics.counter(
             "herald_rest_events_accepted_total",

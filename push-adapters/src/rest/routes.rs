@@ -4,7 +4,6 @@ use super::auth::require_key;
 use super::body;
 use super::error::{not_found, ApiError};
 use super::RestState;
-use crate::publish::publish;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -12,14 +11,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
-use herald_core::bus::failover;
-use herald_core::messages::{Query, QueryReply};
+use herald_core::messages::{EventIds, Query};
 use herald_core::names::check_name;
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::protocol::{excerpt, page};
 use herald_core::token::{self, Claims};
-use herald_core::{subjects, ErrorCode, HeraldError};
+use herald_core::{ErrorCode, HeraldError};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -126,7 +123,7 @@ fn null() -> Box<RawValue> {
 pub(crate) async fn accept(state: &RestState, notify: Notify) -> Result<Response, ApiError> {
     let result = async {
         body::check_payload(&notify.payload, state.config.max_payload_bytes)?;
-        Ok::<_, ApiError>(publish(state.bus.as_ref(), &notify).await?)
+        Ok::<_, ApiError>(state.requests.notify(&EventIds::fresh(), &notify).await?)
     }
     .await;
     match result {
@@ -219,21 +216,7 @@ async fn tokens(
 }
 
 async fn query(state: &RestState, query: Query) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(&query).map_err(HeraldError::internal)?;
-    // Every query is safe to repeat; a dispatcher that dies with one costs a short attempt.
-    let reply = failover::request(
-        state.bus.as_ref(),
-        subjects::QUERY,
-        Bytes::from(body),
-        crate::publish::ACCEPT_TIMEOUT,
-    )
-    .await
-    .map_err(|e| HeraldError::unavailable(format!("no dispatcher answered, retry: {e}")))?;
-    match serde_json::from_slice::<QueryReply>(&reply) {
-        Ok(QueryReply::Answer { body }) => Ok(Json(body).into_response()),
-        Ok(QueryReply::Failed { error }) => Err(error.into()),
-        Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}")).into()),
-    }
+    Ok(Json(state.requests.query(&query).await?).into_response())
 }
 
 async fn user_info(
