@@ -18,14 +18,14 @@ use crate::{ErrorCode, HeraldError};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, Params};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// Bad verdicts remembered; past that they start afresh (good ones are kept apart).
-const MAX_BAD_VERDICTS: usize = 10_000;
+/// Bad verdicts remembered at most; beyond, the least used are evicted (good ones are kept apart).
+const MAX_BAD_VERDICTS: u64 = 10_000;
 /// Good verdicts remembered: one per configured credential, this is only a backstop.
-const MAX_GOOD_VERDICTS: usize = 10_000;
+const MAX_GOOD_VERDICTS: u64 = 10_000;
 /// Hashes that may wait for a free thread, per thread; beyond that a check is refused at once.
 const QUEUED_PER_PERMIT: usize = 16;
 /// Longest wait for a free hashing thread before the check is refused.
@@ -198,19 +198,21 @@ fn busy() -> HeraldError {
     .with_retry_after(BUSY_RETRY_SECS)
 }
 
-/// Verdicts under a keyed digest of the credential; good and bad ones kept apart.
+/// Verdicts under a keyed digest of the credential; good and bad ones kept apart, each a
+/// bounded cache that evicts the least useful entries (TinyLFU), so a spray of bad keys
+/// churns only the bad side and never evicts a verdict a backend keeps using.
 struct VerdictCache {
     key: [u8; 32],
-    good: RwLock<HashSet<[u8; 32]>>,
-    bad: Mutex<HashSet<[u8; 32]>>,
+    good: moka::sync::Cache<[u8; 32], ()>,
+    bad: moka::sync::Cache<[u8; 32], ()>,
 }
 
 impl Default for VerdictCache {
     fn default() -> Self {
         VerdictCache {
             key: rand::random(),
-            good: RwLock::default(),
-            bad: Mutex::default(),
+            good: moka::sync::Cache::new(MAX_GOOD_VERDICTS),
+            bad: moka::sync::Cache::new(MAX_BAD_VERDICTS),
         }
     }
 }
@@ -227,33 +229,17 @@ impl VerdictCache {
     }
 
     fn get(&self, digest: &[u8; 32]) -> Option<bool> {
-        if self
-            .good
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(digest)
-        {
+        if self.good.contains_key(digest) {
             return Some(true);
         }
-        self.bad
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(digest)
-            .then_some(false)
+        self.bad.contains_key(digest).then_some(false)
     }
 
     fn put(&self, digest: [u8; 32], verdict: bool) {
         if verdict {
-            let mut good = self.good.write().unwrap_or_else(|e| e.into_inner());
-            if good.len() < MAX_GOOD_VERDICTS {
-                good.insert(digest);
-            }
+            self.good.insert(digest, ());
         } else {
-            let mut bad = self.bad.lock().unwrap_or_else(|e| e.into_inner());
-            if bad.len() >= MAX_BAD_VERDICTS {
-                bad.clear();
-            }
-            bad.insert(digest);
+            self.bad.insert(digest, ());
         }
     }
 }
