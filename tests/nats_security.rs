@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use support::*;
 
@@ -129,38 +129,6 @@ fn words(line: &str) -> Vec<String> {
 /// The strings of `args`, as the harness takes them.
 fn refs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (the tests make their certificates with it)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it.
-fn make_certificates(dir: &Path) {
-    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("write san.ext");
-    for line in [
-        format!("req -x509 -days 2 -subj /CN=herald-test-ca {ec} -keyout ca.key -out ca.pem"),
-        format!("req -subj /CN=localhost {ec} -keyout server.key -out server.csr"),
-        "x509 -req -days 2 -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-         -extfile san.ext -out server.pem"
-            .to_string(),
-    ] {
-        openssl(dir, &refs(&words(&line)));
-    }
 }
 
 #[tokio::test]

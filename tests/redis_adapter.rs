@@ -39,13 +39,20 @@ fn redis_server_binary() -> PathBuf {
 /// the same port.
 struct Redis {
     port: u16,
+    extra: Vec<String>,
     process: Option<Process>,
 }
 
 impl Redis {
     fn start() -> Redis {
+        Redis::start_with(Vec::new())
+    }
+
+    /// A redis-server with `extra` arguments.
+    fn start_with(extra: Vec<String>) -> Redis {
         let mut redis = Redis {
             port: free_port(),
+            extra,
             process: None,
         };
         redis.launch();
@@ -60,6 +67,7 @@ impl Redis {
         let child = Command::new(redis_server_binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -144,7 +152,18 @@ impl Publisher {
 /// Starts `herald adapter redis` on `channel` and waits for `herald redis running`; returns the
 /// process and its metrics address.
 fn start_adapter(nats: &str, redis_url: &str, channel: &str) -> (Process, String) {
+    start_adapter_with(nats, redis_url, channel, &[])
+}
+
+/// [`start_adapter`] with extra environment variables.
+fn start_adapter_with(
+    nats: &str,
+    redis_url: &str,
+    channel: &str,
+    env: &[(&str, &str)],
+) -> (Process, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .envs(env.iter().copied())
         .args(["adapter", "redis", "--nats", nats, "--redis-url", redis_url])
         .args(["--redis-channel", channel, "--listen", "127.0.0.1:0"])
         .env(
@@ -290,6 +309,76 @@ async fn a_pattern_channel_is_subscribed_with_psubscribe() {
     assert_eq!(publisher.publish("app:other", &notify(8)).await, Ok(0));
     assert_eq!(next_n(&mut ws, DEADLINE).await, Some(7));
     ws.assert_quiet().await;
+}
+
+/// `rediss://` with an ACL user, a password and a database: the adapter trusts the test's CA
+/// through `SSL_CERT_FILE`, and a wrong password stops it at start without showing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribes_over_tls_with_a_user_and_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificates(dir.path());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let tls_port = free_port();
+    let redis = Redis::start_with(
+        [
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &file("server.pem"),
+            "--tls-key-file",
+            &file("server.key"),
+            "--tls-ca-cert-file",
+            &file("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+            "--user",
+            "herald",
+            "on",
+            ">s3cret-pass",
+            "~*",
+            "&*",
+            "+@all",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        assert!(started.elapsed() < DEADLINE, "redis TLS port did not open");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let nats = Nats::start();
+    let (_dispatcher, _gateway, url) = dispatcher_and_gateway(&nats.url, &[]);
+    let mut ws = Ws::user(&url, "watcher", &["logs"]).await;
+    let ca = file("ca.pem");
+    let env = [("SSL_CERT_FILE", ca.as_str())];
+
+    let wrong = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["adapter", "redis", "--nats", &nats.url, "--redis-url"])
+        .arg(format!("rediss://herald:wrong-pass@127.0.0.1:{tls_port}/2"))
+        .envs(env)
+        .output()
+        .expect("run adapter");
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot subscribe to Redis at 127.0.0.1"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-pass"),
+        "the password was shown: {stderr}"
+    );
+
+    let (_adapter, _) = start_adapter_with(
+        &nats.url,
+        &format!("rediss://herald:s3cret-pass@127.0.0.1:{tls_port}/2"),
+        CHANNEL,
+        &env,
+    );
+    let mut publisher = Publisher::new(redis.port);
+    assert_eq!(publisher.publish(CHANNEL, &notify(42)).await, Ok(1));
+    assert_eq!(next_n(&mut ws, DEADLINE).await, Some(42));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! What the Redis adapter logs and counts, in one place: each event logs one line and bumps its
 //! counter.
 
-use super::address::Address;
+use super::Address;
 use herald_core::metrics::{Metric, Metrics};
 use herald_core::HeraldError;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl Events {
         &self,
         address: &Address,
         attempt: u32,
-        error: &std::io::Error,
+        error: &str,
         next: Duration,
     ) {
         if attempt.is_multiple_of(10) {

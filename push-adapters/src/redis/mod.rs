@@ -11,19 +11,19 @@
 //! behind (its `client-output-buffer-limit pubsub`). A message that did arrive is published
 //! before the next one is read, retried while no dispatcher can take it.
 //!
+//! Memory: a message is read whole before its size is checked; Redis bounds it, as it drops a
+//! subscriber whose pending output passes `client-output-buffer-limit pubsub` (32 MiB hard by
+//! default).
+//!
 //! # Layout
-//! - `address`: the `redis://` URL.
-//! - `frame`: the RESP2 subset a subscriber reads, with bounded memory.
-//! - `session`: one subscribed connection, with a `PING` keepalive.
+//! - `session`: one subscribed connection on the `redis` crate (TLS with `rediss://`, `AUTH`
+//!   and database from the URL), with a `PING` keepalive.
 //! - [`events`]: what is logged and counted.
 
-mod address;
 pub mod events;
-mod frame;
 mod session;
 
 use crate::retry::{publish_until_accepted, Backoff, Outcome};
-use address::Address;
 use anyhow::Context;
 use events::Events;
 use herald_core::bus::Bus;
@@ -31,6 +31,7 @@ use herald_core::metrics::Metrics;
 use herald_core::protocol::notify::Notify;
 use herald_core::requests::Requester;
 use session::{Incoming, Keepalive, Session, SessionEnd};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -54,7 +55,8 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 /// What the Redis adapter needs to know.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[[user]:password@]host[:port][/db]`.
+    /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS (the system's
+    /// roots, or the CA bundle named by `SSL_CERT_FILE`).
     pub url: String,
     /// Channel, or pattern, to subscribe to.
     pub channel: String,
@@ -65,11 +67,38 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// Checks the URL and the channel without connecting.
     pub fn validate(&self) -> anyhow::Result<()> {
-        Address::parse(&self.url).map_err(anyhow::Error::msg)?;
+        self.client()?;
         if self.channel.is_empty() {
             anyhow::bail!("the Redis channel name is empty");
         }
         Ok(())
+    }
+}
+
+impl RedisConfig {
+    fn client(&self) -> anyhow::Result<redis::Client> {
+        redis::Client::open(self.url.as_str()).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid Redis URL (expected redis://[[user]:password@]host[:port][/db] or \
+                 rediss://…): {e}"
+            )
+        })
+    }
+}
+
+/// Where the adapter connects, for logs: host and port, never the credentials.
+#[derive(Clone)]
+pub(crate) struct Address(String);
+
+impl Address {
+    fn of(client: &redis::Client) -> Address {
+        Address(client.get_connection_info().addr().to_string())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -86,6 +115,7 @@ impl Default for RedisConfig {
 /// A Redis adapter subscribed and ready to run.
 pub struct RedisAdapter {
     config: RedisConfig,
+    client: redis::Client,
     address: Address,
     session: Session,
     events: Events,
@@ -96,15 +126,12 @@ impl RedisAdapter {
     /// URL shows at start, not as an endless reconnect loop.
     pub async fn connect(config: RedisConfig, metrics: &Metrics) -> anyhow::Result<RedisAdapter> {
         config.validate()?;
-        let address = Address::parse(&config.url).map_err(anyhow::Error::msg)?;
-        let session = Session::open(
-            &address,
-            &config.channel,
-            max_message_bytes(&config),
-            keepalive(),
-        )
-        .await
-        .with_context(|| format!("cannot subscribe to Redis at {address}"))?;
+        let client = config.client()?;
+        let address = Address::of(&client);
+        let session = Session::open(&client, &config.channel, keepalive())
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("cannot subscribe to Redis at {address}"))?;
         let events = Events::new(metrics);
         events.subscribed(
             &address,
@@ -113,6 +140,7 @@ impl RedisAdapter {
         );
         Ok(RedisAdapter {
             config,
+            client,
             address,
             session,
             events,
@@ -124,6 +152,7 @@ impl RedisAdapter {
     pub async fn run(self, bus: Arc<dyn Bus>, shutdown: CancellationToken) -> anyhow::Result<()> {
         let RedisAdapter {
             config,
+            client,
             address,
             mut session,
             events,
@@ -146,7 +175,7 @@ impl RedisAdapter {
             };
             drop(session);
             events.lost(&address, &reason);
-            session = match reconnect(&address, &config, &events, &shutdown).await {
+            session = match reconnect(&client, &address, &config, &events, &shutdown).await {
                 Some(session) => session,
                 None => return Ok(()),
             };
@@ -169,18 +198,20 @@ async fn serve(
             Err(end) => return end,
         };
         events.received();
-        let (channel, body) = match incoming {
-            Incoming::Message { channel, payload } => (channel, payload),
-            Incoming::TooLarge { channel, len } => {
-                let limit = max_message_bytes(config);
-                events.invalid(
-                    &channel,
-                    &format!("message of {len} bytes exceeds {limit} bytes"),
-                    b"",
-                );
-                continue;
-            }
-        };
+        let Incoming {
+            channel,
+            payload: body,
+        } = incoming;
+        let limit = max_message_bytes(config);
+        if body.len() > limit {
+            let len = body.len();
+            events.invalid(
+                &channel,
+                &format!("message of {len} bytes exceeds {limit} bytes"),
+                b"",
+            );
+            continue;
+        }
         let notify = match decode(&body, config.max_payload_bytes) {
             Ok(notify) => notify,
             Err(reason) => {
@@ -216,6 +247,7 @@ fn decode(body: &[u8], max_payload_bytes: usize) -> Result<Notify, String> {
 
 /// Reconnects with capped exponential backoff; `None` on shutdown.
 async fn reconnect(
+    client: &redis::Client,
     address: &Address,
     config: &RedisConfig,
     events: &Events,
@@ -233,7 +265,7 @@ async fn reconnect(
         attempt += 1;
         let opened = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            opened = Session::open(address, &config.channel, max_message_bytes(config), keepalive()) => opened,
+            opened = Session::open(client, &config.channel, keepalive()) => opened,
         };
         match opened {
             Ok(session) => {
