@@ -16,6 +16,8 @@ install_missing() {
   command -v javac >/dev/null || packages+=(openjdk-17-jdk-headless)
   command -v node >/dev/null || packages+=(nodejs npm)
   command -v curl >/dev/null || packages+=(curl)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx-light) # tests/ops.rs runs ops/nginx
+  command -v systemd-analyze >/dev/null || packages+=(systemd) # tests/ops.rs verifies ops/systemd
   command -v openssl >/dev/null || packages+=(openssl) # certificates of tests/nats_security.rs
   if [ ${#packages[@]} -gt 0 ]; then
     say "installing ${packages[*]}"

@@ -7,11 +7,9 @@ mod support;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::rustls;
 use tokio_tungstenite::tungstenite;
 use tungstenite::client::IntoClientRequest;
 
@@ -219,50 +217,6 @@ async fn the_demo_accepts_any_origin() {
     assert!(ws_open(&herald.ws_url, Some("http://localhost:3000"))
         .await
         .is_ok());
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM, DER).
-fn certificate() -> (String, String, Vec<u8>) {
-    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    let generated = rcgen::generate_simple_self_signed(names).expect("certificate");
-    (
-        generated.cert.pem(),
-        generated.key_pair.serialize_pem(),
-        generated.cert.der().to_vec(),
-    )
-}
-
-/// A TLS client trusting `trusted`; returns the stream and the certificate the server showed.
-async fn tls_connect(
-    address: &str,
-    trusted: &[&[u8]],
-) -> (
-    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    Vec<u8>,
-) {
-    let mut roots = rustls::RootCertStore::empty();
-    for der in trusted {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
-            .expect("trust");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let stream = tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
-    let shown = stream.get_ref().1.peer_certificates().expect("certificate")[0].to_vec();
-    (stream, shown)
 }
 
 /// `GET /healthz` over HTTPS; returns the status line and the certificate shown.

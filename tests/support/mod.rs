@@ -626,6 +626,7 @@ impl Rest {
 
 /// An SSE connection: `GET /sse` plus `POST /sse/{conn}`.
 pub struct Sse {
+    client: reqwest::Client,
     pub conn: String,
     /// The secret from `welcome` that every POST sends in `X-Herald-Secret`.
     pub secret: String,
@@ -636,13 +637,20 @@ pub struct Sse {
 impl Sse {
     /// Opens the stream and reads `welcome`.
     pub async fn open(base: &str) -> Sse {
-        let response = reqwest::Client::new()
+        Sse::open_with(reqwest::Client::new(), base).await
+    }
+
+    /// [`Sse::open`] with a client of the caller's (one trusting a test certificate, say); its
+    /// POSTs use that client too.
+    pub async fn open_with(client: reqwest::Client, base: &str) -> Sse {
+        let response = client
             .get(format!("{base}/sse"))
             .send()
             .await
             .expect("GET /sse");
         assert_eq!(response.status().as_u16(), 200);
         let mut sse = Sse {
+            client,
             conn: String::new(),
             secret: String::new(),
             body: Box::pin(response.bytes_stream()),
@@ -682,7 +690,8 @@ impl Sse {
     /// POSTs raw bytes as a client frame to `base`; returns the status and the reply (JSON, or
     /// the body as a JSON string when it is not JSON).
     pub async fn post_raw(&self, base: &str, body: Vec<u8>) -> (u16, Value) {
-        let response = reqwest::Client::new()
+        let response = self
+            .client
             .post(format!("{base}/sse/{}", self.conn))
             .header("x-herald-secret", &self.secret)
             .body(body)
@@ -697,7 +706,7 @@ impl Sse {
 
     /// POSTs a client frame to `base` (any gateway) and returns the reply frame.
     pub async fn post(&self, base: &str, frame: Value) -> Value {
-        let (status, reply) = post_sse_frame(base, &self.conn, Some(&self.secret), frame).await;
+        let (status, reply) = self.post_raw(base, frame.to_string().into_bytes()).await;
         assert_eq!(status, 200, "{reply}");
         reply
     }
@@ -820,4 +829,49 @@ pub fn make_certificates(dir: &std::path::Path) {
         let args: Vec<&str> = line.split_whitespace().collect();
         openssl(dir, &args);
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM, DER).
+pub fn certificate() -> (String, String, Vec<u8>) {
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let generated = rcgen::generate_simple_self_signed(names).expect("certificate");
+    (
+        generated.cert.pem(),
+        generated.key_pair.serialize_pem(),
+        generated.cert.der().to_vec(),
+    )
+}
+
+/// A TLS client trusting `trusted`; returns the stream and the certificate the server showed.
+pub async fn tls_connect(
+    address: &str,
+    trusted: &[&[u8]],
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Vec<u8>,
+) {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in trusted {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+            .expect("trust");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    let shown = stream.get_ref().1.peer_certificates().expect("certificate")[0].to_vec();
+    (stream, shown)
 }

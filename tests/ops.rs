@@ -1,0 +1,265 @@
+//! The files in `ops/` checked by the tools that will run them: `systemd-analyze verify` for the
+//! units, `nginx -t` for the proxy configuration, and a WebSocket and an SSE stream carried
+//! through that nginx configuration on loopback, over TLS, to a real `herald serve`.
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+fn ops_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("ops")
+        .join(relative)
+}
+
+/// A tool the test command installs; its absence fails the test rather than skipping it.
+fn tool(name: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]) {
+        let candidate = Path::new(dir).join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{name} not found: scripts/test.sh installs it");
+}
+
+/// `text` with each `(from, to)` replaced, every `from` required: when the example changes
+/// shape the test says so instead of testing something else.
+fn substitute(text: &str, replacements: &[(&str, String)]) -> String {
+    let mut out = text.to_string();
+    for (from, to) in replacements {
+        assert!(out.contains(from), "ops file no longer contains {from:?}");
+        out = out.replace(from, to);
+    }
+    out
+}
+
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(ops_file("systemd")).expect("ops/systemd") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("unit");
+        // The units start the installed binary; verify checks that it exists, so point them at
+        // the one just built.
+        let text = substitute(
+            &text,
+            &[(
+                "/usr/local/bin/herald",
+                env!("CARGO_BIN_EXE_herald").to_string(),
+            )],
+        );
+        let copy = dir.path().join(path.file_name().expect("name"));
+        std::fs::write(&copy, text).expect("write unit");
+        units.push(copy);
+    }
+    assert!(units.len() >= 3, "{units:?}");
+    let output = Command::new(tool("systemd-analyze"))
+        .args(["verify", "--man=no"])
+        .args(&units)
+        .output()
+        .expect("run systemd-analyze");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Warnings (an unknown key, a typo in a section) leave the exit status 0: any output fails.
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+}
+
+/// nginx running ops/nginx/herald.conf in front of `herald serve`, on loopback.
+struct Nginx {
+    _process: Process,
+    port: u16,
+    /// The DER of the certificate nginx serves, for clients to trust.
+    certificate: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Checks the configuration with `nginx -t`, then starts nginx with it.
+    fn start(herald: &str) -> Nginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let (pem, key, certificate) = certificate();
+        std::fs::write(path("cert.pem"), pem).expect("write certificate");
+        std::fs::write(path("key.pem"), key).expect("write key");
+        let port = free_port();
+        let example = std::fs::read_to_string(ops_file("nginx/herald.conf")).expect("example");
+        let site = substitute(
+            &example,
+            &[
+                ("server 127.0.0.1:8080;", format!("server {herald};")),
+                ("server 127.0.0.1:8082;", format!("server {herald};")),
+                ("server 127.0.0.1:8081;", format!("server {herald};")),
+                ("listen 443 ssl", format!("listen 127.0.0.1:{port} ssl")),
+                ("/etc/ssl/certs/events.example.com.pem", path("cert.pem")),
+                ("/etc/ssl/private/events.example.com.key", path("key.pem")),
+            ],
+        );
+        std::fs::write(path("herald.conf"), site).expect("write site");
+        // The example is a server block for the http context; the main file is the test's.
+        let temp = |name: &str| format!("{name} {};", path(name));
+        let main = format!(
+            "daemon off;\nmaster_process off;\npid {pid};\nerror_log {log} warn;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  {} {} {} {} {}\n  include {site};\n}}\n",
+            temp("client_body_temp_path"),
+            temp("proxy_temp_path"),
+            temp("fastcgi_temp_path"),
+            temp("uwsgi_temp_path"),
+            temp("scgi_temp_path"),
+            pid = path("nginx.pid"),
+            log = path("error.log"),
+            site = path("herald.conf"),
+        );
+        std::fs::write(path("nginx.conf"), main).expect("write nginx.conf");
+        let prefix = dir.path().display().to_string();
+        let conf = path("nginx.conf");
+        let check = Command::new(tool("nginx"))
+            .args(["-t", "-p", &prefix, "-c", &conf])
+            .output()
+            .expect("run nginx -t");
+        let said = String::from_utf8_lossy(&check.stderr).to_string();
+        assert!(check.status.success(), "nginx -t: {said}");
+        assert!(!said.contains("[warn]"), "nginx -t warns: {said}");
+        let child = Command::new(tool("nginx"))
+            .args(["-p", &prefix, "-c", &conf])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nginx");
+        let process = Process {
+            child,
+            name: "nginx".into(),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < DEADLINE, "nginx did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Nginx {
+            _process: process,
+            port,
+            certificate,
+            _dir: dir,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// An HTTPS client that trusts nginx's certificate.
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_der(&self.certificate).expect("certificate"),
+            )
+            .resolve("localhost", ([127, 0, 0, 1], self.port).into())
+            .build()
+            .expect("client")
+    }
+}
+
+/// The next text frame of a WebSocket, as JSON.
+async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+            .expect("frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON frame");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nginx_example_passes_nginx_t_and_carries_websocket_and_sse() {
+    let herald = Herald::serve(None, &[]);
+    let nginx = Nginx::start(host_port(&herald.base));
+    let rest = Rest::new(&herald.base);
+
+    // WebSocket through nginx (TLS, upgrade headers).
+    let address = format!("127.0.0.1:{}", nginx.port);
+    let (tls, _) = tls_connect(&address, &[&nginx.certificate]).await;
+    let url = format!("wss://localhost:{}/ws", nginx.port);
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tls)
+        .await
+        .expect("WebSocket handshake through nginx");
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    for frame in [
+        json!({"type": "ident", "id": 1, "auth": {"token": token("ann", &[])}}),
+        json!({"type": "join", "id": 2, "channel": "news"}),
+    ] {
+        ws.send(Message::text(frame.to_string()))
+            .await
+            .expect("send");
+        let reply = next_json(&mut ws).await;
+        assert_eq!(reply["type"], "ok", "{reply}");
+    }
+
+    // SSE through nginx (unbuffered): the stream, and frames POSTed through nginx too.
+    let client = nginx.client();
+    let sse = Sse::open_with(client.clone(), &nginx.base()).await;
+    let mut sse = sse;
+    for frame in [
+        json!({"type": "ident", "id": 1, "auth": {"token": token("bob", &[])}}),
+        json!({"type": "join", "id": 2, "channel": "news"}),
+    ] {
+        let reply = sse.post(&nginx.base(), frame).await;
+        assert_eq!(reply["type"], "ok", "{reply}");
+    }
+
+    // An event reaches both, at once: nginx buffers neither.
+    rest.notify("NEWS", json!({"channels": ["news"]}), json!({"n": 1}))
+        .await;
+    let event = next_json(&mut ws).await;
+    assert_eq!(
+        (event["event"].clone(), event["payload"]["n"].clone()),
+        (json!("NEWS"), json!(1))
+    );
+    let event = sse.next_frame().await;
+    assert_eq!(
+        (event["event"].clone(), event["payload"]["n"].clone()),
+        (json!("NEWS"), json!(1))
+    );
+
+    // The REST API stays off the public side: nginx refuses it outside 10.0.0.0/8.
+    let refused = client
+        .get(format!("{}/v1/channels", nginx.base()))
+        .send()
+        .await
+        .expect("GET /v1/channels through nginx");
+    assert_eq!(refused.status().as_u16(), 403);
+}
+
+/// `host:port` of a base URL.
+fn host_port(base: &str) -> &str {
+    base.split_once("://")
+        .map(|(_, rest)| rest)
+        .expect("base URL")
+}
