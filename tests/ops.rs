@@ -257,9 +257,160 @@ async fn the_nginx_example_passes_nginx_t_and_carries_websocket_and_sse() {
     assert_eq!(refused.status().as_u16(), 403);
 }
 
+/// The strings of `args`, as the harness takes them.
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// `host:port` of a base URL.
 fn host_port(base: &str) -> &str {
     base.split_once("://")
         .map(|(_, rest)| rest)
         .expect("base URL")
+}
+
+/// The three nodes of `ops/nats/node{1,2,3}.conf` with the shipped users and permissions, on
+/// loopback: only ports, paths and the route host names are changed, and an NKey made by
+/// `herald nkey` fills each role's placeholder.
+struct OpsCluster {
+    nodes: Vec<Nats>,
+    /// Each node's monitoring port.
+    monitors: Vec<u16>,
+    dir: tempfile::TempDir,
+}
+
+impl OpsCluster {
+    fn start() -> OpsCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_certificates(dir.path());
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let mut users = std::fs::read_to_string(ops_file("nats/herald-users.conf")).expect("users");
+        for role in ["gateway", "dispatcher", "adapter"] {
+            let made = Command::new(env!("CARGO_BIN_EXE_herald"))
+                .args(["nkey", &path(&format!("{role}.nk"))])
+                .output()
+                .expect("run herald nkey");
+            assert!(made.status.success(), "herald nkey failed");
+            let public = String::from_utf8_lossy(&made.stdout).trim().to_string();
+            let placeholder = format!("REPLACE_WITH_{}_PUBLIC_NKEY", role.to_uppercase());
+            users = substitute(&users, &[(placeholder.as_str(), public)]);
+        }
+        assert!(
+            !users.contains("REPLACE"),
+            "a placeholder the test does not know"
+        );
+        std::fs::write(path("herald-users.conf"), users).expect("write users");
+        std::fs::copy(
+            ops_file("nats/herald-permissions.conf"),
+            path("herald-permissions.conf"),
+        )
+        .expect("copy permissions");
+        let ports: Vec<(u16, u16, u16)> = (0..3)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, &(client, monitor, route)) in ports.iter().enumerate() {
+            let n = i + 1;
+            let shipped =
+                std::fs::read_to_string(ops_file(&format!("nats/node{n}.conf"))).expect("node");
+            let mut replacements = vec![
+                (
+                    "listen: 0.0.0.0:4222",
+                    format!("listen: 127.0.0.1:{client}"),
+                ),
+                ("http: 127.0.0.1:8222", format!("http: 127.0.0.1:{monitor}")),
+                ("listen: 0.0.0.0:6222", format!("listen: 127.0.0.1:{route}")),
+                ("/etc/nats/tls/server.pem", path("server.pem")),
+                ("/etc/nats/tls/server.key", path("server.key")),
+                ("/etc/nats/tls/ca.pem", path("ca.pem")),
+            ];
+            let store = format!("/var/lib/nats/herald-{n}");
+            replacements.push((store.as_str(), path(&format!("store-{n}"))));
+            let hosts: Vec<String> = (1..=3).map(|m| format!("nats-{m}:6222")).collect();
+            for (m, host) in hosts.iter().enumerate() {
+                replacements.push((host.as_str(), format!("127.0.0.1:{}", ports[m].2)));
+            }
+            let config = dir.path().join(format!("node{n}.conf"));
+            std::fs::write(&config, substitute(&shipped, &replacements)).expect("write node");
+            nodes.push(Nats::with_config(&config, client));
+        }
+        let monitors = ports.iter().map(|&(_, monitor, _)| monitor).collect();
+        OpsCluster {
+            nodes,
+            monitors,
+            dir,
+        }
+    }
+
+    /// Waits until every node says JetStream is healthy (routes up, a meta leader elected).
+    async fn ready(&self) {
+        for monitor in &self.monitors {
+            let url = format!("http://127.0.0.1:{monitor}/healthz");
+            eventually("a node's JetStream is healthy", || async {
+                matches!(reqwest::get(&url).await, Ok(r) if r.status().is_success())
+            })
+            .await;
+        }
+    }
+
+    /// Arguments logging `role` in on node `n` (0-based) with its NKey, trusting the test CA.
+    fn login(&self, role: &str, n: usize) -> Vec<String> {
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        [
+            "--nats".to_string(),
+            format!("tls://127.0.0.1:{}", self.nodes[n].port),
+            "--nats-nkey".to_string(),
+            path(&format!("{role}.nk")),
+            "--nats-tls-ca".to_string(),
+            path("ca.pem"),
+            "--kv-replicas".to_string(),
+            "3".to_string(),
+        ]
+        .to_vec()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_runs_on_the_ops_nats_cluster_and_survives_a_node() {
+    let mut cluster = OpsCluster::start();
+    cluster.ready().await;
+    let role = |name: &[&str], n: usize, login: &str| {
+        let mut args: Vec<String> = name.iter().map(|s| s.to_string()).collect();
+        args.extend(common_args(None));
+        args.extend(cluster.login(login, n));
+        args
+    };
+    let dispatcher = role(&["dispatcher"], 0, "dispatcher");
+    let (_dispatcher, _) = herald(&refs(&dispatcher));
+    let (_gateway, gateway) = herald(&refs(&role(&["gateway"], 1, "gateway")));
+    let (_rest, rest) = herald(&refs(&role(&["adapter", "rest"], 2, "adapter")));
+    let rest = Rest::new(&rest.expect("rest address"));
+    let url = ws_url(&gateway.expect("gateway address"));
+    let mut ws = Ws::user(&url, "ann", &["news"]).await;
+    let id = rest
+        .notify("NEWS", json!({"channels": ["news"]}), json!({"n": 1}))
+        .await;
+    assert_eq!(ws.event().await["id"], id.as_str());
+
+    // Node 1 (the dispatcher's) goes away: the dispatcher moves to another node, and the
+    // replicated KV keeps presence.
+    cluster.nodes[0].stop();
+    eventually("an event is delivered with node 1 down", || async {
+        let (status, _) = rest
+            .post(
+                "/v1/notify",
+                json!({"event": "NEWS", "targets": {"channels": ["news"]}, "payload": {"n": 2}}),
+            )
+            .await;
+        status == 202
+    })
+    .await;
+    let event = ws.event().await;
+    assert_eq!(event["payload"]["n"], 2, "{event}");
+    // Presence reads wait for the KV stream to elect a leader among the two nodes left.
+    eventually("presence answers with node 1 down", || async {
+        let (status, body) = rest.get("/v1/channels/news").await;
+        status == 200 && body["connections"] == 1
+    })
+    .await;
 }
