@@ -79,16 +79,7 @@ enum Adapter {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = std::env::var("HERALD_LOG").unwrap_or_else(|_| "info".to_string());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| {
-                eprintln!("HERALD_LOG={filter:?} is not a valid filter; using info");
-                tracing_subscriber::EnvFilter::new("info")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -134,6 +125,30 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("herald: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `HERALD_LOG` (default `info`), as text or, with
+/// `HERALD_LOG_FORMAT=json`, one JSON object per line for log collectors.
+fn init_logging() {
+    let filter = std::env::var("HERALD_LOG").unwrap_or_else(|_| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| {
+        eprintln!("HERALD_LOG={filter:?} is not a valid filter; using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("HERALD_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().flatten_event(true).init(),
+        Ok("text") | Err(_) => builder.init(),
+        Ok(other) => {
+            builder.init();
+            tracing::warn!(
+                format = other,
+                "HERALD_LOG_FORMAT must be `text` or `json`; logging as text"
+            );
         }
     }
 }

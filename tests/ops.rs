@@ -414,3 +414,31 @@ async fn herald_runs_on_the_ops_nats_cluster_and_survives_a_node() {
     })
     .await;
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let args = common_args(None);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.insert(0, "serve");
+    let env = [("HERALD_LOG", "info"), ("HERALD_LOG_FORMAT", "json")];
+    let (mut serve, _) = herald_with(&args, &env, log.reopen().expect("log"));
+    serve.terminate();
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(lines.len() >= 3, "{text}");
+    for line in &lines {
+        assert!(
+            line["level"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
+    }
+    // Structured fields stay fields, not text in the message.
+    assert!(
+        lines.iter().any(|l| l["max_concurrent_hashes"].is_number()),
+        "{text}"
+    );
+}
