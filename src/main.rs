@@ -6,7 +6,7 @@ mod http_server;
 mod nats_auth;
 mod roles;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::{DemoArgs, FileTailArgs, Options, RedisArgs};
 
 /// Herald: a real-time event dispatcher. Backends push events; browsers receive them live.
@@ -52,6 +52,16 @@ enum Command {
         #[arg(value_name = "SEED_FILE")]
         seed_file: std::path::PathBuf,
     },
+    /// Checks a TOML configuration file and says what is wrong with each bad key; exits 1 if
+    /// anything is.
+    CheckConfig {
+        /// The file to check.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Prints the table of every option (flag, environment variable, TOML key, default,
+    /// meaning) as Markdown.
+    Options,
 }
 
 #[derive(Subcommand)]
@@ -78,7 +88,11 @@ enum Adapter {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let command = config::check::with_defaults_in_help(Cli::command());
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -114,6 +128,11 @@ fn main() -> std::process::ExitCode {
                 }
             },
             Command::Passwd => roles::passwd(),
+            Command::CheckConfig { file } => check_config(&file),
+            Command::Options => {
+                print!("{}", config::check::markdown_table());
+                Ok(())
+            }
             Command::Nkey { seed_file } => {
                 println!("{}", nats_auth::new_nkey(&seed_file)?);
                 Ok(())
@@ -151,4 +170,19 @@ fn init_logging() {
             );
         }
     }
+}
+
+/// `herald check-config FILE`: one line per problem, or a line saying the file is good.
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let problems = config::check::problems(&text);
+    if problems.is_empty() {
+        println!("{}: OK", file.display());
+        return Ok(());
+    }
+    for problem in &problems {
+        println!("{}: {problem}", file.display());
+    }
+    anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
 }

@@ -11,6 +11,7 @@
 //!   implementation side by side.
 //! - [`kv`]: the [`kv::Kv`] seam (get, put, create, delete, filtered listing) with a memory and a
 //!   JetStream KV implementation side by side.
+//! - [`defaults`]: defaults the binary and the libraries share.
 //! - [`credentials`]: argon2id verification with a verdict cache, for API keys and passwords.
 //! - [`auth_limit`]: failed authentication counted per client address, with backoff.
 //! - [`signature`]: the HMAC-SHA256 signature of Herald's calls to backends.
@@ -20,6 +21,7 @@
 pub mod auth_limit;
 pub mod bus;
 pub mod credentials;
+pub mod defaults;
 pub mod kv;
 pub mod messages;
 pub mod metrics;

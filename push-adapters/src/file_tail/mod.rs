@@ -40,7 +40,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Payload limit used when a file's config names none.
-pub const DEFAULT_MAX_LINE_BYTES: usize = 65_536;
+pub const DEFAULT_MAX_LINE_BYTES: usize = herald_core::defaults::MAX_PAYLOAD_BYTES;
 /// How often a follower looks at its file without being woken: the safety net for missed
 /// file-system events, rotations included.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);

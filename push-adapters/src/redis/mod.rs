@@ -107,7 +107,7 @@ impl Default for RedisConfig {
         RedisConfig {
             url: DEFAULT_URL.into(),
             channel: DEFAULT_CHANNEL.into(),
-            max_payload_bytes: 65_536,
+            max_payload_bytes: herald_core::defaults::MAX_PAYLOAD_BYTES,
         }
     }
 }

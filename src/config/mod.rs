@@ -1,215 +1,21 @@
 //! Configuration: flags, then `HERALD_*` environment variables, then an optional TOML file,
-//! then defaults, in that order of precedence.
+//! then defaults, in that order of precedence, resolved into checked [`Settings`].
+//!
+//! # Layout
+//! - [`options`]: every option declared once (flag, environment, TOML key, default, doc).
+//! - [`check`]: `herald check-config` and the options table of the README.
+
+pub mod check;
+mod options;
+
+pub use options::{FileOptions, Options};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use herald_adapters::file_tail::FileTailConfig;
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Options every role understands. Each flag also reads `HERALD_<NAME>` and the TOML key of
-/// the same name (with `_` for `-`).
-#[derive(Args, Debug, Clone, Default)]
-pub struct Options {
-    /// TOML configuration file; flags and HERALD_* variables override its values.
-    #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// NATS server URL, or a comma-separated list of a cluster's servers; without it `serve`
-    /// runs on an embedded in-memory bus.
-    // Its value stays out of --help: the URL may carry a password.
-    #[arg(long, env = "HERALD_NATS", value_name = "URL", hide_env_values = true)]
-    pub nats: Option<String>,
-    /// Address to listen on for HTTP (default 127.0.0.1:8080; port 0 picks a free one).
-    #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Secret that signs client tokens (HS256), shared with the backend.
-    #[arg(
-        long,
-        env = "HERALD_JWT_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    pub jwt_secret: Option<String>,
-    /// Argon2id hash of an accepted API key; repeat for several. Make one with `herald
-    /// passwd`. [env: HERALD_API_KEY_HASHES, separated by spaces or newlines, since hashes
-    /// contain commas]
-    #[arg(long = "api-key-hash", value_name = "HASH")]
-    pub api_key_hashes: Vec<String>,
-    /// File of `name:$argon2id$...` lines: users who may ident with a password.
-    #[arg(long, env = "HERALD_USERS_FILE", value_name = "FILE")]
-    pub users_file: Option<PathBuf>,
-    /// Largest event payload in bytes (default 65536); larger ones get 413 / too_large.
-    #[arg(long, env = "HERALD_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
-    pub max_payload_bytes: Option<usize>,
-    /// Server ping interval in milliseconds (default 25000); silent clients are closed after
-    /// two intervals.
-    #[arg(long, env = "HERALD_HEARTBEAT_MS", value_name = "MS")]
-    pub heartbeat_ms: Option<u64>,
-    /// Frames a connection may have queued before it is closed as a slow consumer
-    /// (default 1024).
-    #[arg(long, env = "HERALD_OUTBOX_CAPACITY", value_name = "FRAMES")]
-    pub outbox_capacity: Option<usize>,
-    /// Bytes a connection may have queued before it is closed as a slow consumer (default
-    /// 1048576; at least max-payload-bytes).
-    #[arg(long, env = "HERALD_OUTBOX_MAX_BYTES", value_name = "BYTES")]
-    pub outbox_max_bytes: Option<usize>,
-    /// Channels one connection may have joined at once (default 100); a join beyond gets
-    /// `forbidden`.
-    #[arg(long, env = "HERALD_MAX_CHANNELS_PER_CONNECTION", value_name = "N")]
-    pub max_channels_per_connection: Option<usize>,
-    /// How often a gateway reports it is alive, in milliseconds (default 1000).
-    #[arg(long, env = "HERALD_LIVENESS_INTERVAL_MS", value_name = "MS")]
-    pub liveness_interval_ms: Option<u64>,
-    /// A gateway silent this long, in milliseconds, is declared dead and its connections
-    /// removed (default 3000).
-    #[arg(long, env = "HERALD_GATEWAY_TIMEOUT_MS", value_name = "MS")]
-    pub gateway_timeout_ms: Option<u64>,
-    /// Replicas of Herald's JetStream KV buckets when this process creates them (default 1;
-    /// 3 on a three-node NATS cluster so presence survives losing a node).
-    #[arg(long, env = "HERALD_KV_REPLICAS", value_name = "N")]
-    pub kv_replicas: Option<usize>,
-    /// Public key (PEM: RSA, EC P-256 or Ed25519) that checks RS256 / ES256 / EdDSA client
-    /// tokens, alongside HS256 tokens signed with --jwt-secret.
-    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY", value_name = "FILE")]
-    pub jwt_public_key: Option<PathBuf>,
-    /// JWKS file (`{"keys":[...]}`) whose keys check RS256 / ES256 / EdDSA client tokens; a
-    /// token's `kid` picks the key.
-    #[arg(long, env = "HERALD_JWT_JWKS", value_name = "FILE")]
-    pub jwt_jwks: Option<PathBuf>,
-    /// Longest token lifetime accepted and minted, in seconds (default 2592000, 30 days):
-    /// tokens whose `exp` is further away are refused.
-    #[arg(long, env = "HERALD_MAX_TOKEN_TTL_SECS", value_name = "SECS")]
-    pub max_token_ttl_secs: Option<u64>,
-    /// Argon2 hashes (API key and password checks not yet cached) run at once, process-wide
-    /// (default 0: one per CPU); each takes 19 MiB while it runs.
-    #[arg(long, env = "HERALD_MAX_CONCURRENT_HASHES", value_name = "N")]
-    pub max_concurrent_hashes: Option<usize>,
-    /// Failed authentications (API keys, idents) a client address may have per window before
-    /// it is refused with 429 / rate_limited and a doubling backoff (default 20; 0: no limit).
-    #[arg(long, env = "HERALD_AUTH_FAIL_LIMIT", value_name = "N")]
-    pub auth_fail_limit: Option<u32>,
-    /// The window of --auth-fail-limit, in seconds (default 60).
-    #[arg(long, env = "HERALD_AUTH_FAIL_WINDOW_SECS", value_name = "SECS")]
-    pub auth_fail_window_secs: Option<u64>,
-    /// User name to log in to NATS with (with --nats-password); `user:password@` in the
-    /// --nats URL works too.
-    #[arg(long, env = "HERALD_NATS_USER", value_name = "USER")]
-    pub nats_user: Option<String>,
-    /// Password of --nats-user; better in HERALD_NATS_PASSWORD or the TOML file than on a
-    /// command line other local users can read.
-    #[arg(
-        long,
-        env = "HERALD_NATS_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
-    pub nats_password: Option<String>,
-    /// Token to log in to NATS with (the server's `authorization { token }`).
-    #[arg(
-        long,
-        env = "HERALD_NATS_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub nats_token: Option<String>,
-    /// File holding the NKey seed (SU...) to log in to NATS with.
-    #[arg(long, env = "HERALD_NATS_NKEY", value_name = "SEED_FILE")]
-    pub nats_nkey: Option<PathBuf>,
-    /// NATS credentials file (user JWT and seed, as `nsc` writes) to log in with.
-    #[arg(long, env = "HERALD_NATS_CREDS", value_name = "FILE")]
-    pub nats_creds: Option<PathBuf>,
-    /// PEM file of the CA that signed the NATS servers' certificates; turns TLS on.
-    #[arg(long, env = "HERALD_NATS_TLS_CA", value_name = "FILE")]
-    pub nats_tls_ca: Option<PathBuf>,
-    /// PEM client certificate for NATS servers that verify clients (with --nats-tls-key).
-    #[arg(long, env = "HERALD_NATS_TLS_CERT", value_name = "FILE")]
-    pub nats_tls_cert: Option<PathBuf>,
-    /// PEM private key of --nats-tls-cert.
-    #[arg(long, env = "HERALD_NATS_TLS_KEY", value_name = "FILE")]
-    pub nats_tls_key: Option<PathBuf>,
-    /// A client must send a request's headers (and finish the TLS handshake) within this
-    /// many milliseconds, or its connection is closed (default 10000).
-    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
-    pub header_read_timeout_ms: Option<u64>,
-    /// PEM certificate chain: serve HTTPS/WSS on the listen address (with --tls-key);
-    /// reloaded on SIGHUP.
-    #[arg(long, env = "HERALD_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert; reloaded on SIGHUP.
-    #[arg(long, env = "HERALD_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// Open WebSocket/SSE connections a gateway accepts at most; more get 503 (default: the
-    /// open-file limit minus 256, so health checks and NATS keep descriptors).
-    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Open WebSocket/SSE connections one client IP address may hold; more get 429
-    /// (default 256; 0 turns the cap off).
-    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
-    pub max_connections_per_address: Option<usize>,
-    /// Connections that have not identified within this many milliseconds are closed
-    /// (close code 4003; default 10000).
-    #[arg(long, env = "HERALD_IDENT_TIMEOUT_MS", value_name = "MS")]
-    pub ident_timeout_ms: Option<u64>,
-    /// Origins allowed on /ws and /sse, comma-separated (`https://app.example.com`, or `*`
-    /// for any). Default: the request's own host; any when `herald serve` runs the demo.
-    #[arg(
-        long,
-        env = "HERALD_ALLOWED_ORIGINS",
-        value_name = "ORIGINS",
-        value_delimiter = ','
-    )]
-    pub allowed_origins: Option<Vec<String>>,
-}
-
-/// The TOML file: the same keys as the flags.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct FileOptions {
-    nats: Option<String>,
-    listen: Option<SocketAddr>,
-    jwt_secret: Option<String>,
-    #[serde(default)]
-    api_key_hashes: Vec<String>,
-    users_file: Option<PathBuf>,
-    max_payload_bytes: Option<usize>,
-    heartbeat_ms: Option<u64>,
-    outbox_capacity: Option<usize>,
-    outbox_max_bytes: Option<usize>,
-    max_channels_per_connection: Option<usize>,
-    liveness_interval_ms: Option<u64>,
-    gateway_timeout_ms: Option<u64>,
-    kv_replicas: Option<usize>,
-    jwt_public_key: Option<PathBuf>,
-    jwt_jwks: Option<PathBuf>,
-    max_token_ttl_secs: Option<u64>,
-    max_concurrent_hashes: Option<usize>,
-    auth_fail_limit: Option<u32>,
-    auth_fail_window_secs: Option<u64>,
-    header_read_timeout_ms: Option<u64>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    max_connections: Option<usize>,
-    max_connections_per_address: Option<usize>,
-    ident_timeout_ms: Option<u64>,
-    allowed_origins: Option<Vec<String>>,
-    /// `[[file_tail]]` tables: files the file-tail adapter (and `herald serve`) follows.
-    #[serde(default)]
-    file_tail: Vec<FileTailConfig>,
-    redis_url: Option<String>,
-    redis_channel: Option<String>,
-    demo: Option<bool>,
-    demo_public: Option<bool>,
-    nats_user: Option<String>,
-    nats_password: Option<String>,
-    nats_token: Option<String>,
-    nats_nkey: Option<PathBuf>,
-    nats_creds: Option<PathBuf>,
-    nats_tls_ca: Option<PathBuf>,
-    nats_tls_cert: Option<PathBuf>,
-    nats_tls_key: Option<PathBuf>,
-}
 
 /// Flags of `herald adapter file-tail`: one file; several go in the TOML file as `[[file_tail]]`
 /// tables (`path`, `channel`, `event`, `from_start`), which `--file` replaces.
@@ -403,18 +209,26 @@ impl Options {
             Some(path) => read_file(path)?,
             None => FileOptions::default(),
         };
-        let from_env: Vec<String> = std::env::var("HERALD_API_KEY_HASHES")
-            .map(|v| v.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
-        let api_key_hashes = [self.api_key_hashes, from_env, file.api_key_hashes]
-            .into_iter()
-            .find(|hashes| !hashes.is_empty())
-            .unwrap_or_default();
+        self.resolve_with(file)
+    }
+
+    /// [`Options::resolve`] with the TOML file already read.
+    pub fn resolve_with(mut self, file: FileOptions) -> anyhow::Result<Settings> {
+        // Hashes contain commas, so the environment separates them by white space.
+        if self.api_key_hashes.is_none() {
+            self.api_key_hashes = std::env::var("HERALD_API_KEY_HASHES")
+                .ok()
+                .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .filter(|hashes| !hashes.is_empty());
+        }
+        let listen_configured = self.listen.is_some() || file.listen.is_some();
+        let o = self.merged(&file);
+        let api_key_hashes = o.api_key_hashes.unwrap_or_default();
         for (i, hash) in api_key_hashes.iter().enumerate() {
             herald_core::credentials::check_hash(hash)
                 .map_err(|e| anyhow::anyhow!("API key hash #{}: {e}", i + 1))?;
         }
-        let users = match self.users_file.or(file.users_file) {
+        let users = match o.users_file {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read users file {}", path.display()))?;
@@ -423,58 +237,38 @@ impl Options {
             }
             None => Default::default(),
         };
-        let max_payload_bytes = self
-            .max_payload_bytes
-            .or(file.max_payload_bytes)
-            .unwrap_or(65_536);
+        // Every option below has a declared default, so these are set; `unwrap_or_default`
+        // only spells that out.
+        let max_payload_bytes = o.max_payload_bytes.unwrap_or_default();
         if max_payload_bytes == 0 || max_payload_bytes > 1024 * 1024 {
             bail!("max-payload-bytes must be between 1 and 1048576 (NATS's default message limit)");
         }
-        let outbox_max_bytes = self
-            .outbox_max_bytes
-            .or(file.outbox_max_bytes)
-            .unwrap_or(1024 * 1024);
+        let outbox_max_bytes = o.outbox_max_bytes.unwrap_or_default();
         if outbox_max_bytes < max_payload_bytes {
             bail!(
                 "outbox-max-bytes ({outbox_max_bytes}) must be at least max-payload-bytes \
                  ({max_payload_bytes}), or no connection could be sent a full-size event"
             );
         }
-        let max_channels_per_connection = self
-            .max_channels_per_connection
-            .or(file.max_channels_per_connection)
-            .unwrap_or(100);
+        let max_channels_per_connection = o.max_channels_per_connection.unwrap_or_default();
         if max_channels_per_connection == 0 {
             bail!("max-channels-per-connection must be positive");
         }
-        let millis = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
-            let ms = flag.or(file).unwrap_or(default);
-            if ms == 0 {
-                bail!("{name} must be positive");
-            }
-            Ok(Duration::from_millis(ms))
+        let millis = |ms: Option<u64>, name: &str| match ms.unwrap_or_default() {
+            0 => bail!("{name} must be positive"),
+            ms => Ok(Duration::from_millis(ms)),
         };
-        let max_token_ttl_secs = self
-            .max_token_ttl_secs
-            .or(file.max_token_ttl_secs)
-            .unwrap_or(herald_core::token::DEFAULT_MAX_TTL_SECS);
+        let max_token_ttl_secs = o.max_token_ttl_secs.unwrap_or_default();
         if max_token_ttl_secs < 60 {
             bail!("max-token-ttl-secs must be at least 60");
         }
-        let jwt_public_keys = public_keys(
-            self.jwt_public_key.or(file.jwt_public_key),
-            self.jwt_jwks.or(file.jwt_jwks),
-            max_token_ttl_secs,
-        )?;
-        let auth_fail_window_secs = self
-            .auth_fail_window_secs
-            .or(file.auth_fail_window_secs)
-            .unwrap_or(60);
+        let jwt_public_keys = public_keys(o.jwt_public_key, o.jwt_jwks, max_token_ttl_secs)?;
+        let auth_fail_window_secs = o.auth_fail_window_secs.unwrap_or_default();
         if auth_fail_window_secs == 0 {
             bail!("auth-fail-window-secs must be positive");
         }
         let auth_limit = herald_core::auth_limit::AuthLimiter::new(
-            self.auth_fail_limit.or(file.auth_fail_limit).unwrap_or(20),
+            o.auth_fail_limit.unwrap_or_default(),
             Duration::from_secs(auth_fail_window_secs),
         );
         let file_tail = file
@@ -486,47 +280,27 @@ impl Options {
             })
             .collect();
         Ok(Settings {
-            nats: self.nats.or(file.nats),
-            listen_configured: self.listen.or(file.listen).is_some(),
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            jwt_secret: self.jwt_secret.or(file.jwt_secret),
+            nats: o.nats,
+            listen_configured,
+            listen: o.listen.context("listen has a declared default")?,
+            jwt_secret: o.jwt_secret,
             api_key_hashes,
             users,
             max_payload_bytes,
-            heartbeat: millis(self.heartbeat_ms, file.heartbeat_ms, 25_000, "heartbeat-ms")?,
-            outbox_capacity: self
-                .outbox_capacity
-                .or(file.outbox_capacity)
-                .unwrap_or(1024)
-                .max(1),
+            heartbeat: millis(o.heartbeat_ms, "heartbeat-ms")?,
+            outbox_capacity: o.outbox_capacity.unwrap_or_default().max(1),
             outbox_max_bytes,
             max_channels_per_connection,
-            liveness_interval: millis(
-                self.liveness_interval_ms,
-                file.liveness_interval_ms,
-                1_000,
-                "liveness-interval-ms",
-            )?,
-            gateway_timeout: millis(
-                self.gateway_timeout_ms,
-                file.gateway_timeout_ms,
-                3_000,
-                "gateway-timeout-ms",
-            )?,
-            kv_replicas: match self.kv_replicas.or(file.kv_replicas).unwrap_or(1) {
+            liveness_interval: millis(o.liveness_interval_ms, "liveness-interval-ms")?,
+            gateway_timeout: millis(o.gateway_timeout_ms, "gateway-timeout-ms")?,
+            kv_replicas: match o.kv_replicas.unwrap_or_default() {
                 n @ 1..=5 => n,
                 n => bail!("kv-replicas must be between 1 and 5 (NATS's limit), not {n}"),
             },
             jwt_public_keys,
             allow_weak_jwt_secret: false,
             max_token_ttl_secs,
-            max_concurrent_hashes: self
-                .max_concurrent_hashes
-                .or(file.max_concurrent_hashes)
-                .unwrap_or(0),
+            max_concurrent_hashes: o.max_concurrent_hashes.unwrap_or_default(),
             auth_limit,
             file_tail,
             redis_url: file
@@ -538,45 +312,29 @@ impl Options {
             demo: file.demo,
             demo_public: file.demo_public.unwrap_or(false),
             nats_auth: crate::nats_auth::NatsAuth {
-                user: self.nats_user.or(file.nats_user),
-                password: self.nats_password.or(file.nats_password),
-                token: self.nats_token.or(file.nats_token),
-                nkey_file: self.nats_nkey.or(file.nats_nkey),
-                creds_file: self.nats_creds.or(file.nats_creds),
-                tls_ca: self.nats_tls_ca.or(file.nats_tls_ca),
-                tls_cert: self.nats_tls_cert.or(file.nats_tls_cert),
-                tls_key: self.nats_tls_key.or(file.nats_tls_key),
+                user: o.nats_user,
+                password: o.nats_password,
+                token: o.nats_token,
+                nkey_file: o.nats_nkey,
+                creds_file: o.nats_creds,
+                tls_ca: o.nats_tls_ca,
+                tls_cert: o.nats_tls_cert,
+                tls_key: o.nats_tls_key,
             },
-            header_read_timeout: millis(
-                self.header_read_timeout_ms,
-                file.header_read_timeout_ms,
-                10_000,
-                "header-read-timeout-ms",
-            )?,
-            tls: match (
-                self.tls_cert.or(file.tls_cert),
-                self.tls_key.or(file.tls_key),
-            ) {
+            header_read_timeout: millis(o.header_read_timeout_ms, "header-read-timeout-ms")?,
+            tls: match (o.tls_cert, o.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 (None, None) => None,
                 _ => bail!("tls-cert and tls-key go together: give both, or neither"),
             },
-            max_connections: match self.max_connections.or(file.max_connections) {
+            max_connections: match o.max_connections {
                 Some(0) => bail!("max-connections must be positive"),
                 Some(n) => n,
                 None => default_max_connections(),
             },
-            max_connections_per_address: self
-                .max_connections_per_address
-                .or(file.max_connections_per_address)
-                .unwrap_or(256),
-            ident_timeout: millis(
-                self.ident_timeout_ms,
-                file.ident_timeout_ms,
-                10_000,
-                "ident-timeout-ms",
-            )?,
-            allowed_origins: self.allowed_origins.or(file.allowed_origins),
+            max_connections_per_address: o.max_connections_per_address.unwrap_or_default(),
+            ident_timeout: millis(o.ident_timeout_ms, "ident-timeout-ms")?,
+            allowed_origins: o.allowed_origins,
         })
     }
 }
@@ -606,7 +364,9 @@ fn public_keys(
     Ok(keys)
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileOptions> {
+/// Reads and parses the TOML file (the first bad key stops it; `herald check-config` lists
+/// them all).
+pub fn read_file(path: &Path) -> anyhow::Result<FileOptions> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
