@@ -1,43 +1,110 @@
-//! Counters and gauges rendered in the Prometheus text format for `GET /metrics`.
+//! Herald's metrics on the `prometheus-client` crate: counters, gauges and histograms, with
+//! constant labels per role, rendered in the Prometheus text format for `GET /metrics`.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-/// One metric: a name, its help text, its kind and its current value.
-pub struct Metric {
-    name: &'static str,
-    help: &'static str,
-    kind: &'static str,
-    value: AtomicI64,
+pub use prometheus_client::metrics::histogram::Histogram;
+
+/// Buckets for latencies in seconds: 0.5 ms to 10 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Buckets for queue depths, in entries.
+pub const DEPTH_BUCKETS: &[f64] = &[0.0, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0];
+
+/// A counter (only goes up) or a gauge (goes up and down).
+pub struct Metric(Kind);
+
+enum Kind {
+    Counter(Counter),
+    Gauge(Gauge),
 }
 
 impl Metric {
     /// Adds one.
     pub fn inc(&self) {
-        self.value.fetch_add(1, Ordering::Relaxed);
+        self.add(1);
     }
 
-    /// Adds `n`.
+    /// Adds `n` (a counter ignores a negative `n`).
     pub fn add(&self, n: i64) {
-        self.value.fetch_add(n, Ordering::Relaxed);
+        match &self.0 {
+            Kind::Counter(c) => {
+                c.inc_by(u64::try_from(n).unwrap_or(0));
+            }
+            Kind::Gauge(g) => {
+                g.inc_by(n);
+            }
+        }
     }
 
     /// Subtracts one (gauges).
     pub fn dec(&self) {
-        self.value.fetch_sub(1, Ordering::Relaxed);
+        if let Kind::Gauge(g) = &self.0 {
+            g.dec();
+        }
     }
 
     /// The current value.
     pub fn get(&self) -> i64 {
-        self.value.load(Ordering::Relaxed)
+        match &self.0 {
+            Kind::Counter(c) => i64::try_from(c.get()).unwrap_or(i64::MAX),
+            Kind::Gauge(g) => g.get(),
+        }
     }
 }
 
-/// Every metric of a process, so one `/metrics` shows all roles running in it.
+/// Histograms of one name told apart by labels chosen when observing (a route, a status).
+pub type HistogramFamily = Family<Vec<(String, String)>, Histogram, Buckets>;
+
+/// Makes the histograms of a [`HistogramFamily`] with the family's buckets.
+#[derive(Clone)]
+pub struct Buckets(&'static [f64]);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+/// What was registered, as the registry encodes it.
+#[derive(Clone)]
+enum Registered {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+    Family(HistogramFamily),
+}
+
+struct Entry {
+    name: &'static str,
+    help: &'static str,
+    labels: Vec<(String, String)>,
+    metric: Registered,
+    /// The handle given out, so registering the same name and labels again returns it.
+    handle: Handle,
+}
+
+#[derive(Clone)]
+enum Handle {
+    Metric(Arc<Metric>),
+    Histogram(Arc<Histogram>),
+    Family(Arc<HistogramFamily>),
+}
+
+/// Every metric of a process, so one `/metrics` shows all roles running in it. A clone made by
+/// [`Metrics::labelled`] adds its labels to what it registers.
 #[derive(Clone, Default)]
 pub struct Metrics {
-    all: Arc<Mutex<Vec<Arc<Metric>>>>,
+    entries: Arc<Mutex<Vec<Entry>>>,
+    labels: Vec<(String, String)>,
 }
 
 impl Metrics {
@@ -46,39 +113,131 @@ impl Metrics {
         Self::default()
     }
 
-    fn register(&self, name: &'static str, help: &'static str, kind: &'static str) -> Arc<Metric> {
-        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = all.iter().find(|m| m.name == name) {
-            return existing.clone();
+    /// A view whose metrics carry `labels` too (e.g. `role`, `gateway`).
+    pub fn labelled(&self, labels: &[(&str, &str)]) -> Metrics {
+        let mut all = self.labels.clone();
+        all.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Metrics {
+            entries: self.entries.clone(),
+            labels: all,
         }
-        let metric = Arc::new(Metric {
-            name,
-            help,
-            kind,
-            value: AtomicI64::new(0),
-        });
-        all.push(metric.clone());
-        metric
     }
 
-    /// A counter (only goes up); registering a name twice returns the same counter.
+    fn register(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        make: impl FnOnce() -> (Registered, Handle),
+    ) -> Handle {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = entries
+            .iter()
+            .find(|e| e.name == name && e.labels == self.labels)
+        {
+            return existing.handle.clone();
+        }
+        let (metric, handle) = make();
+        entries.push(Entry {
+            name,
+            help,
+            labels: self.labels.clone(),
+            metric,
+            handle: handle.clone(),
+        });
+        handle
+    }
+
+    /// A counter (only goes up); `name` ends in `_total`. Registering a name twice returns
+    /// the same counter.
     pub fn counter(&self, name: &'static str, help: &'static str) -> Arc<Metric> {
-        self.register(name, help, "counter")
+        let handle = self.register(name, help, || {
+            let counter = Counter::default();
+            let metric = Arc::new(Metric(Kind::Counter(counter.clone())));
+            (Registered::Counter(counter), Handle::Metric(metric))
+        });
+        match handle {
+            Handle::Metric(metric) => metric,
+            _ => Arc::new(Metric(Kind::Counter(Counter::default()))),
+        }
     }
 
     /// A gauge (goes up and down).
     pub fn gauge(&self, name: &'static str, help: &'static str) -> Arc<Metric> {
-        self.register(name, help, "gauge")
+        let handle = self.register(name, help, || {
+            let gauge = Gauge::default();
+            let metric = Arc::new(Metric(Kind::Gauge(gauge.clone())));
+            (Registered::Gauge(gauge), Handle::Metric(metric))
+        });
+        match handle {
+            Handle::Metric(metric) => metric,
+            _ => Arc::new(Metric(Kind::Gauge(Gauge::default()))),
+        }
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// A histogram with `buckets` (upper bounds).
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        buckets: &'static [f64],
+    ) -> Arc<Histogram> {
+        let handle = self.register(name, help, || {
+            let histogram = Histogram::new(buckets.iter().copied());
+            (
+                Registered::Histogram(histogram.clone()),
+                Handle::Histogram(Arc::new(histogram)),
+            )
+        });
+        match handle {
+            Handle::Histogram(histogram) => histogram,
+            _ => Arc::new(Histogram::new(buckets.iter().copied())),
+        }
+    }
+
+    /// Histograms of one name, one per set of labels given when observing.
+    pub fn histogram_family(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        buckets: &'static [f64],
+    ) -> Arc<HistogramFamily> {
+        let handle = self.register(name, help, || {
+            let family = HistogramFamily::new_with_constructor(Buckets(buckets));
+            (
+                Registered::Family(family.clone()),
+                Handle::Family(Arc::new(family)),
+            )
+        });
+        match handle {
+            Handle::Family(family) => family,
+            _ => Arc::new(HistogramFamily::new_with_constructor(Buckets(buckets))),
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn render(&self) -> String {
-        let all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = Registry::default();
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            for entry in entries.iter() {
+                let labels = entry
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Cow::Owned(v.clone())));
+                let target = registry.sub_registry_with_labels(labels);
+                // The encoder appends `_total` to counters itself.
+                let name = entry.name.strip_suffix("_total").unwrap_or(entry.name);
+                match entry.metric.clone() {
+                    Registered::Counter(c) => target.register(name, entry.help, c),
+                    Registered::Gauge(g) => target.register(name, entry.help, g),
+                    Registered::Histogram(h) => target.register(name, entry.help, h),
+                    Registered::Family(f) => target.register(name, entry.help, f),
+                }
+            }
+        }
         let mut out = String::new();
-        for m in all.iter() {
-            let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
-            let _ = writeln!(out, "# TYPE {} {}", m.name, m.kind);
-            let _ = writeln!(out, "{} {}", m.name, m.get());
+        if prometheus_text::encode(&mut out, &registry).is_err() {
+            tracing::error!("could not encode the metrics");
         }
         out
     }
@@ -86,14 +245,52 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn renders_prometheus_text() {
-        let metrics = super::Metrics::new();
+        let metrics = Metrics::new();
         let c = metrics.counter("herald_x_total", "Things.");
         c.add(3);
-        assert!(metrics
-            .render()
-            .contains("# TYPE herald_x_total counter\nherald_x_total 3\n"));
+        let text = metrics.render();
+        assert!(
+            text.contains("# TYPE herald_x_total counter\nherald_x_total 3\n"),
+            "{text}"
+        );
         assert_eq!(metrics.counter("herald_x_total", "Things.").get(), 3);
+        let g = metrics.gauge("herald_open", "Open things.");
+        g.inc();
+        g.inc();
+        g.dec();
+        assert_eq!(g.get(), 1);
+    }
+
+    #[test]
+    fn histograms_and_labels_are_rendered() {
+        let metrics = Metrics::new();
+        let gateway = metrics.labelled(&[("role", "gateway"), ("gateway", "g1")]);
+        gateway.gauge("herald_conns", "Conns.").inc();
+        let latency = gateway.histogram("herald_latency_seconds", "Latency.", LATENCY_BUCKETS);
+        latency.observe(0.003);
+        let routes = metrics.histogram_family("herald_rest_seconds", "REST.", LATENCY_BUCKETS);
+        routes
+            .get_or_create(&vec![
+                ("route".to_string(), "/v1/notify".to_string()),
+                ("status".to_string(), "202".to_string()),
+            ])
+            .observe(0.02);
+        let text = metrics.render();
+        assert!(
+            text.contains("herald_conns{role=\"gateway\",gateway=\"g1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_latency_seconds_count{role=\"gateway\",gateway=\"g1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_rest_seconds_count{route=\"/v1/notify\",status=\"202\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod serve;
 
 use crate::bus::{failover, Bus, BusError};
 use crate::messages::{CommandReply, EventAccepted, GatewayCommand, NotifyRequest, Query};
+use crate::metrics::{HistogramFamily, Metrics, LATENCY_BUCKETS};
 use crate::protocol::notify::Notify;
 use crate::HeraldError;
 use bytes::Bytes;
@@ -65,12 +66,30 @@ impl<A> From<Reply<A>> for Result<A, HeraldError> {
 pub struct Requester {
     bus: Arc<dyn Bus>,
     budget: Duration,
+    /// Request durations by subject and outcome, when observed.
+    durations: Option<Arc<HistogramFamily>>,
 }
 
 impl Requester {
     /// A requester on `bus` that waits at most `budget` for an answer (over all attempts).
     pub fn new(bus: Arc<dyn Bus>, budget: Duration) -> Self {
-        Requester { bus, budget }
+        Requester {
+            bus,
+            budget,
+            durations: None,
+        }
+    }
+
+    /// Records each request's duration in `metrics`
+    /// (`herald_bus_request_duration_seconds{subject, outcome}`).
+    pub fn observed(mut self, metrics: &Metrics) -> Self {
+        self.durations = Some(metrics.histogram_family(
+            "herald_bus_request_duration_seconds",
+            "Requests to other roles over the bus (NATS or embedded), from sending to the \
+             answer, by subject and outcome (ok, refused, unavailable).",
+            LATENCY_BUCKETS,
+        ));
+        self
     }
 
     /// The bus it sends on.
@@ -92,16 +111,34 @@ impl Requester {
     ) -> Result<R::Answer, HeraldError> {
         let body = Bytes::from(serde_json::to_vec(request).map_err(HeraldError::internal)?);
         let subject = request.subject();
+        let started = std::time::Instant::now();
         let reply = if request.may_repeat() {
             failover::request(self.bus.as_ref(), subject, body, budget).await
         } else {
             self.bus.request(subject, body, budget).await
+        };
+        let result = match reply {
+            Err(e) => Err(unanswered(e)),
+            Ok(reply) => match serde_json::from_slice::<Reply<R::Answer>>(&reply) {
+                Ok(reply) => reply.into(),
+                Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}"))),
+            },
+        };
+        if let Some(durations) = &self.durations {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) if e.code == crate::ErrorCode::Unavailable => "unavailable",
+                Err(_) => "refused",
+            };
+            let labels = vec![
+                ("subject".to_string(), subject.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ];
+            durations
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
         }
-        .map_err(unanswered)?;
-        match serde_json::from_slice::<Reply<R::Answer>>(&reply) {
-            Ok(reply) => reply.into(),
-            Err(e) => Err(HeraldError::internal(format!("bad dispatcher reply: {e}"))),
-        }
+        result
     }
 
     /// A gateway command (ident, join, leave, closed, heartbeat, ...).
