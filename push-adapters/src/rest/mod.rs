@@ -10,10 +10,11 @@ mod error;
 mod routes;
 mod turted;
 
+use axum::extract::State;
 use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
 use herald_core::credentials::ApiKeys;
-use herald_core::metrics::{Metric, Metrics};
+use herald_core::metrics::{HistogramFamily, Metric, Metrics, LATENCY_BUCKETS};
 use herald_core::requests::Requester;
 use std::sync::Arc;
 
@@ -41,12 +42,13 @@ pub(crate) struct RestState {
     config: RestConfig,
     accepted: Arc<Metric>,
     refused: Arc<Metric>,
+    durations: Arc<HistogramFamily>,
 }
 
 /// The routes of the REST adapter.
 pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum::Router {
     let state = Arc::new(RestState {
-        requests: crate::publish::requester(bus),
+        requests: crate::publish::requester(bus).observed(metrics),
         config,
         accepted: metrics.counter(
             "herald_rest_events_accepted_total",
@@ -56,9 +58,43 @@ pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum:
             "herald_rest_events_refused_total",
             "Notify calls answered with an error.",
         ),
+        durations: metrics.histogram_family(
+            "herald_rest_request_duration_seconds",
+            "REST requests from the first byte of the request to the response, by route \
+             (the matched path pattern) and status.",
+            LATENCY_BUCKETS,
+        ),
     });
-    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        state,
-        auth::limit_failures,
-    ))
+    // A route layer sees the matched route's pattern.
+    routes::router(state.clone())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), timed))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::limit_failures,
+        ))
+}
+
+/// Records each request's duration under its route pattern (never the raw path, whose user
+/// and channel names would make a label per name) and status.
+async fn timed(
+    State(state): State<Arc<RestState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let labels = vec![
+        ("route".to_string(), route),
+        ("status".to_string(), response.status().as_u16().to_string()),
+    ];
+    state
+        .durations
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
