@@ -442,3 +442,43 @@ fn json_logs_are_one_object_per_line() {
         "{text}"
     );
 }
+
+#[test]
+fn the_example_configuration_passes_check_config() {
+    let example = std::fs::read_to_string(ops_file("herald.example.toml")).expect("example");
+    // The one placeholder an operator fills in: a real hash in its place.
+    let filled = substitute(
+        &example,
+        &[(
+            "$argon2id$v=19$m=19456,t=2,p=1$REPLACE$REPLACE",
+            api_key_hash().to_string(),
+        )],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("herald.toml");
+    std::fs::write(&path, filled).expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run check-config");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.trim().ends_with(": OK"), "{said}");
+
+    // A typo and a wrong type are both reported, each on its line, and the exit status says so.
+    std::fs::write(&path, "heartbeat_ms = \"soon\"\nmax_payload_byte = 10\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run check-config");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(said.contains("`heartbeat_ms`: invalid type"), "{said}");
+    assert!(said.contains("did you mean `max_payload_bytes`?"), "{said}");
+}
