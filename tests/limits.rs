@@ -5,7 +5,7 @@
 
 mod support;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::*;
@@ -286,21 +286,4 @@ async fn tls_is_served_natively_and_the_certificate_reloads_on_sighup() {
         .expect("send");
     let pong = next_text(&mut before).await;
     assert_eq!(pong["type"], "pong", "{pong}");
-}
-
-/// The next text frame of a raw WebSocket, as JSON.
-async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(DEADLINE, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("frame");
-        if let tungstenite::Message::Text(text) = message {
-            return serde_json::from_str(text.as_str()).expect("JSON frame");
-        }
-    }
 }

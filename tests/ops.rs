@@ -4,7 +4,7 @@
 
 mod support;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -180,23 +180,6 @@ impl Nginx {
     }
 }
 
-/// The next text frame of a WebSocket, as JSON.
-async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(DEADLINE, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("stream open")
-            .expect("frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON frame");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nginx_example_passes_nginx_t_and_carries_websocket_and_sse() {
     let herald = Herald::serve(None, &[]);
@@ -210,7 +193,7 @@ async fn the_nginx_example_passes_nginx_t_and_carries_websocket_and_sse() {
     let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tls)
         .await
         .expect("WebSocket handshake through nginx");
-    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    assert_eq!(next_text(&mut ws).await["type"], "welcome");
     for frame in [
         json!({"type": "ident", "id": 1, "auth": {"token": token("ann", &[])}}),
         json!({"type": "join", "id": 2, "channel": "news"}),
@@ -218,7 +201,7 @@ async fn the_nginx_example_passes_nginx_t_and_carries_websocket_and_sse() {
         ws.send(Message::text(frame.to_string()))
             .await
             .expect("send");
-        let reply = next_json(&mut ws).await;
+        let reply = next_text(&mut ws).await;
         assert_eq!(reply["type"], "ok", "{reply}");
     }
 
@@ -237,7 +220,7 @@ async fn the_nginx_example_passes_nginx_t_and_carries_websocket_and_sse() {
     // An event reaches both, at once: nginx buffers neither.
     rest.notify("NEWS", json!({"channels": ["news"]}), json!({"n": 1}))
         .await;
-    let event = next_json(&mut ws).await;
+    let event = next_text(&mut ws).await;
     assert_eq!(
         (event["event"].clone(), event["payload"]["n"].clone()),
         (json!("NEWS"), json!(1))
@@ -472,13 +455,23 @@ fn the_example_configuration_passes_check_config() {
 
     // A typo and a wrong type are both reported, each on its line, and the exit status says so.
     std::fs::write(&path, "heartbeat_ms = \"soon\"\nmax_payload_byte = 10\n").expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .expect("run check-config");
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success());
+    let (ok, said) = check_config(&path);
+    assert!(!ok, "{said}");
     assert!(said.contains("`heartbeat_ms`: invalid type"), "{said}");
     assert!(said.contains("did you mean `max_payload_bytes`?"), "{said}");
+}
+
+/// Runs `herald check-config path`: whether it passed, and what it printed.
+fn check_config(path: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("run check-config");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
 }

@@ -875,3 +875,20 @@ pub async fn tls_connect(
     let shown = stream.get_ref().1.peer_certificates().expect("certificate")[0].to_vec();
     (stream, shown)
 }
+
+/// The next text frame of a raw WebSocket, as JSON.
+pub async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("JSON frame");
+        }
+    }
+}
