@@ -30,7 +30,10 @@ pub async fn file_tail(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(Some(nats), &settings.nats_auth, "herald-file-tail").await?;
-    let tails = FileTail::start(settings.file_tail.clone(), &metrics)?;
+    let tails = FileTail::start(
+        settings.file_tail.clone(),
+        &metrics.labelled(&[("role", "file-tail")]),
+    )?;
     let http = serve_health(&settings, "file-tail", bus.clone(), &metrics, &shutdown).await?;
     announce_running("file-tail");
     let result = tails.run(bus, shutdown.clone()).await;
@@ -49,7 +52,7 @@ pub async fn redis(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let metrics = Metrics::new();
     let (bus, _) = connect_bus(Some(nats), &settings.nats_auth, "herald-redis").await?;
-    let adapter = RedisAdapter::connect(config, &metrics).await?;
+    let adapter = RedisAdapter::connect(config, &metrics.labelled(&[("role", "redis")])).await?;
     let http = serve_health(&settings, "redis", bus.clone(), &metrics, &shutdown).await?;
     announce_running("redis");
     let result = adapter.run(bus, shutdown.clone()).await;
@@ -105,7 +108,10 @@ pub fn spawn_file_tails(
     if settings.file_tail.is_empty() {
         return Ok(None);
     }
-    let tails = FileTail::start(settings.file_tail.clone(), metrics)?;
+    let tails = FileTail::start(
+        settings.file_tail.clone(),
+        &metrics.labelled(&[("role", "file-tail")]),
+    )?;
     Ok(Some(tokio::spawn(tails.run(bus, shutdown))))
 }
 

@@ -62,7 +62,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         kv.clone(),
         spent,
         dispatcher_config(&settings)?,
-        metrics.clone(),
+        metrics.labelled(&[("role", "dispatcher")]),
         shutdown.clone(),
     ));
     let file_tails =
@@ -72,7 +72,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .merge(herald_adapters::rest::router(
             bus.clone(),
             rest_config(&settings)?,
-            &metrics,
+            &metrics.labelled(&[("role", "rest")]),
         ))
         .merge(health_routes(bus, Some(kv), metrics));
     let listener = bind(&settings).await?;
@@ -139,7 +139,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
         kv,
         spent,
         dispatcher_config(&settings)?,
-        Metrics::new(),
+        Metrics::new().labelled(&[("role", "dispatcher")]),
         shutdown,
     )
     .await?;
@@ -163,7 +163,8 @@ pub async fn rest(settings: Settings) -> anyhow::Result<()> {
     if settings.api_key_hashes.is_empty() {
         bail!("the REST adapter needs at least one --api-key-hash (make one with `herald passwd`)");
     }
-    let router = herald_adapters::rest::router(bus.clone(), rest_config(&settings)?, &metrics)
+    let rest_metrics = metrics.labelled(&[("role", "rest")]);
+    let router = herald_adapters::rest::router(bus.clone(), rest_config(&settings)?, &rest_metrics)
         .merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
     announce(&settings, "rest", listener.local_addr()?);
@@ -198,7 +199,7 @@ async fn start_gateway(
     let gateway = herald_gateway::Gateway::start(
         bus.clone(),
         gateway_config(settings, demo),
-        metrics,
+        &metrics.labelled(&[("role", "gateway")]),
         shutdown.clone(),
     )
     .await?;

@@ -8,20 +8,6 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A Prometheus counter or gauge of the process at `base`.
-async fn metric(base: &str, name: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
@@ -99,7 +85,7 @@ async fn outbox_byte_bound_closes_a_socket_that_never_reads() {
     let payload = json!({ "blob": "y".repeat(60 * 1024) });
     let started = Instant::now();
     let mut sent = 0;
-    while metric(&h.base, "herald_gateway_slow_consumers_total").await == 0 {
+    while metric(&h.base, "herald_gateway_slow_consumers_total").await == 0.0 {
         assert!(
             sent < 2000 && started.elapsed() < 3 * DEADLINE,
             "no slow consumer after {sent} events of 60 KiB"
@@ -129,7 +115,7 @@ async fn slow_consumer_is_dropped_at_once(h: &Herald) {
     let payload = json!({ "blob": "z".repeat(16 * 1024) });
     let started = Instant::now();
     let mut sent = 0;
-    while metric(&h.base, "herald_gateway_slow_consumers_total").await == 0 {
+    while metric(&h.base, "herald_gateway_slow_consumers_total").await == 0.0 {
         assert!(
             sent < 5000 && started.elapsed() < 3 * DEADLINE,
             "no slow consumer after {sent} events"
@@ -145,7 +131,7 @@ async fn slow_consumer_is_dropped_at_once(h: &Herald) {
     let overflowed = Instant::now();
     eventually_within(Duration::from_secs(2), "the slow socket leaves", || async {
         rest.get("/v1/users/slow").await.1["connected"] == json!(false)
-            && metric(&h.base, "herald_gateway_connections").await == 1
+            && metric(&h.base, "herald_gateway_connections").await == 1.0
     })
     .await;
     eprintln!(
@@ -273,7 +259,7 @@ async fn slow_sse_stream_leaves_presence_at_once() {
     let payload = json!({ "blob": "s".repeat(16 * 1024) });
     let started = Instant::now();
     let mut sent = 0;
-    while metric(&h.base, "herald_gateway_slow_consumers_total").await == 0 {
+    while metric(&h.base, "herald_gateway_slow_consumers_total").await == 0.0 {
         assert!(
             sent < 5000 && started.elapsed() < 3 * DEADLINE,
             "no slow consumer after {sent} events"
@@ -286,7 +272,7 @@ async fn slow_sse_stream_leaves_presence_at_once() {
     }
     eventually_within(Duration::from_secs(2), "the slow stream leaves", || async {
         rest.get("/v1/users/slow-sse").await.1["connected"] == json!(false)
-            && metric(&h.base, "herald_gateway_connections").await == 0
+            && metric(&h.base, "herald_gateway_connections").await == 0.0
     })
     .await;
     drop(sse);

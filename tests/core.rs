@@ -675,17 +675,15 @@ async fn health_and_metrics(h: &Herald) {
     assert_eq!(ready.status().as_u16(), 200);
     let _ws = Ws::user(&h.ws_url, "m", &[]).await;
     h.rest.notify("M", json!({"users": ["m"]}), json!(1)).await;
-    let text = client
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(text.contains("herald_gateway_connections 1"), "{text}");
+    let text = scrape_metrics(&h.base).await;
     assert!(
-        text.contains("herald_rest_events_accepted_total 1"),
+        text.contains("herald_gateway_connections{role=\"gateway\",gateway=\""),
+        "the gateway's metrics carry its role and id: {text}"
+    );
+    assert_eq!(metric_sum(&text, "herald_gateway_connections"), Some(1.0));
+    assert_eq!(
+        metric_sum(&text, "herald_rest_events_accepted_total"),
+        Some(1.0),
         "{text}"
     );
 }

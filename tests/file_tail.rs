@@ -293,25 +293,14 @@ async fn a_file_created_after_start_is_read_from_its_start_and_long_lines_are_cu
     assert_eq!(payloads[1001], json!({"after": "the long line"}));
 
     // The last event reaches the socket before its acceptance reaches the adapter's counter.
-    let metrics_url = format!("{}/metrics", metrics_at.expect("metrics address"));
-    let scrape = || async {
-        reqwest::get(&metrics_url)
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body")
-    };
+    let metrics_at = metrics_at.expect("metrics address");
     eventually("the adapter counts 1002 published lines", || async {
-        scrape()
-            .await
-            .contains("herald_file_tail_published_total 1002")
+        metric(&metrics_at, "herald_file_tail_published_total").await == 1002.0
     })
     .await;
-    let metrics = scrape().await;
-    assert!(
-        metrics.contains("herald_file_tail_truncated_lines_total 1"),
-        "{metrics}"
+    assert_eq!(
+        metric(&metrics_at, "herald_file_tail_truncated_lines_total").await,
+        1.0
     );
 }
 

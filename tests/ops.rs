@@ -475,3 +475,71 @@ fn check_config(path: &Path) -> (bool, String) {
     );
     (output.status.success(), said)
 }
+
+/// The metric names a Grafana expression reads (a histogram's `_bucket`, `_count` and `_sum`
+/// series are its one name).
+fn queried_metrics(expression: &str) -> Vec<String> {
+    expression
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("herald_"))
+        .map(|word| {
+            ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| word.strip_suffix(suffix))
+                .unwrap_or(word)
+                .to_string()
+        })
+        .collect()
+}
+
+/// The histograms of a `/metrics` text without a single observation in any series.
+fn unobserved_histograms(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" histogram"))
+        .filter(|name| metric_sum(text, &format!("{name}_count")).unwrap_or(0.0) == 0.0)
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_reads_metrics_herald_exports_and_every_histogram_fills() {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(ops_file("grafana/herald.json")).expect("read the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queried.extend(queried_metrics(target["expr"].as_str().unwrap_or("")));
+        }
+    }
+    assert!(queried.len() >= 8, "the dashboard queries {queried:?}");
+
+    let h = Herald::serve(None, &[]);
+    let mut ws = Ws::user(&h.ws_url, "grafana", &["ops"]).await;
+    h.rest
+        .notify("OPS", json!({"channels": ["ops"]}), json!({"n": 1}))
+        .await;
+    assert_eq!(ws.event().await["event"], "OPS");
+    // A refused notify, so the refusal series exist too.
+    let (status, _) = h.rest.post("/v1/notify", json!({"event": "X"})).await;
+    assert_eq!(status, 400);
+    // The outbox depth is sampled at a gateway heartbeat: wait for one.
+    eventually("every histogram has observations", || async {
+        unobserved_histograms(&scrape_metrics(&h.base).await).is_empty()
+    })
+    .await;
+
+    let text = scrape_metrics(&h.base).await;
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|name| !text.contains(&format!("# TYPE {name} ")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics /metrics does not have: {missing:?}\n{text}"
+    );
+    for label in ["role=\"gateway\"", "role=\"dispatcher\"", "role=\"rest\""] {
+        assert!(text.contains(label), "no {label} in {text}");
+    }
+}

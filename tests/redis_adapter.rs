@@ -246,18 +246,6 @@ async fn next_n(ws: &mut Ws, wait: Duration) -> Option<usize> {
     }
 }
 
-async fn metric(metrics_at: &str, name: &str) -> i64 {
-    let text = reqwest::get(format!("{metrics_at}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_messages_reach_the_websocket_and_invalid_ones_are_counted() {
     let mut d = deployment().await;
@@ -283,12 +271,15 @@ async fn published_messages_reach_the_websocket_and_invalid_ones_are_counted() {
     d.ws.assert_quiet().await;
     assert_eq!(
         metric(&d.metrics_at, "herald_redis_received_total").await,
-        25
+        25.0
     );
-    assert_eq!(metric(&d.metrics_at, "herald_redis_invalid_total").await, 4);
+    assert_eq!(
+        metric(&d.metrics_at, "herald_redis_invalid_total").await,
+        4.0
+    );
     assert_eq!(
         metric(&d.metrics_at, "herald_redis_published_total").await,
-        21
+        21.0
     );
     // Still running.
     assert!(d.adapter.child.try_wait().expect("try_wait").is_none());
@@ -475,8 +466,8 @@ async fn reconnects_after_a_redis_restart_and_later_messages_arrive() {
     );
     assert_eq!(received, (0..50).collect::<Vec<_>>());
     assert_eq!(refused + no_subscriber, published_during_outage);
-    assert!(metric(&d.metrics_at, "herald_redis_reconnects_total").await >= 1);
-    assert_eq!(metric(&d.metrics_at, "herald_redis_connected").await, 1);
+    assert!(metric(&d.metrics_at, "herald_redis_reconnects_total").await >= 1.0);
+    assert_eq!(metric(&d.metrics_at, "herald_redis_connected").await, 1.0);
 }
 
 /// The value must parse as the notify the adapter expects (guards the helper itself).

@@ -171,6 +171,19 @@ pub struct Delivery<'a> {
     /// The payload, verbatim.
     #[serde(borrow)]
     pub payload: &'a RawValue,
+    /// When a dispatcher accepted it (ms since the Unix epoch): gateways measure delivery
+    /// latency from here; 0 when the sender did not say.
+    #[serde(default)]
+    pub accepted_ms: u64,
+}
+
+impl Delivery<'_> {
+    /// Now, in ms since the Unix epoch: the clock `accepted_ms` is read against.
+    pub fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
 }
 
 /// REST → dispatcher, on [`crate::subjects::QUERY`].

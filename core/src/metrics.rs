@@ -215,29 +215,53 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.
+    ///
+    /// Metrics of one name registered by several labelled views (the roles of one process)
+    /// are one family: Prometheus refuses a second `# TYPE` line for a name.
     pub fn render(&self) -> String {
-        let mut registry = Registry::default();
-        {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            for entry in entries.iter() {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<&'static str> = Vec::new();
+        for entry in entries.iter() {
+            if !names.contains(&entry.name) {
+                names.push(entry.name);
+            }
+        }
+        let mut out = String::new();
+        for name in names {
+            let mut registry = Registry::default();
+            for entry in entries.iter().filter(|e| e.name == name) {
                 let labels = entry
                     .labels
                     .iter()
                     .map(|(k, v)| (Cow::Owned(k.clone()), Cow::Owned(v.clone())));
                 let target = registry.sub_registry_with_labels(labels);
-                // The encoder appends `_total` to counters itself.
+                // The encoder appends `_total` to counters and a full stop to help texts.
                 let name = entry.name.strip_suffix("_total").unwrap_or(entry.name);
+                let help = entry.help.strip_suffix('.').unwrap_or(entry.help);
                 match entry.metric.clone() {
-                    Registered::Counter(c) => target.register(name, entry.help, c),
-                    Registered::Gauge(g) => target.register(name, entry.help, g),
-                    Registered::Histogram(h) => target.register(name, entry.help, h),
-                    Registered::Family(f) => target.register(name, entry.help, f),
+                    Registered::Counter(c) => target.register(name, help, c),
+                    Registered::Gauge(g) => target.register(name, help, g),
+                    Registered::Histogram(h) => target.register(name, help, h),
+                    Registered::Family(f) => target.register(name, help, f),
                 }
             }
-        }
-        let mut out = String::new();
-        if prometheus_text::encode(&mut out, &registry).is_err() {
-            tracing::error!("could not encode the metrics");
+            let mut family = String::new();
+            if prometheus_text::encode(&mut family, &registry).is_err() {
+                tracing::error!(metric = name, "could not encode a metric");
+                continue;
+            }
+            let (headers, samples): (Vec<&str>, Vec<&str>) =
+                family.lines().partition(|line| line.starts_with('#'));
+            let mut written: Vec<&str> = Vec::new();
+            for header in headers {
+                if header != "# EOF" && !written.contains(&header) {
+                    written.push(header);
+                }
+            }
+            for line in written.into_iter().chain(samples) {
+                out.push_str(line);
+                out.push('\n');
+            }
         }
         out
     }
@@ -292,5 +316,34 @@ mod tests {
             text.contains("herald_rest_seconds_count{route=\"/v1/notify\",status=\"202\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn one_family_per_name_across_labelled_views() {
+        let metrics = Metrics::new();
+        metrics
+            .labelled(&[("role", "gateway")])
+            .counter("herald_a_total", "As.")
+            .inc();
+        metrics
+            .labelled(&[("role", "rest")])
+            .counter("herald_a_total", "As.")
+            .add(2);
+        let text = metrics.render();
+        assert_eq!(
+            text.matches("# TYPE herald_a_total counter").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("# HELP herald_a_total As.\n").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_a_total{role=\"gateway\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("herald_a_total{role=\"rest\"} 2\n"), "{text}");
     }
 }

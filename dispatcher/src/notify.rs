@@ -34,6 +34,7 @@ async fn deliver(
         event: &notify.event,
         targets: notify.targets.clone(),
         payload: &notify.payload,
+        accepted_ms: Delivery::now_ms(),
     };
     let bytes = serde_json::to_vec(&delivery).map_err(HeraldError::internal)?;
     context

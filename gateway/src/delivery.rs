@@ -69,7 +69,10 @@ fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
             continue;
         };
         for connection in group.connections {
-            if queue(shared, &connection, frame.clone()) == Offer::Queued {
+            let offer = connection
+                .outbox
+                .offer_event(frame.clone(), delivery.accepted_ms);
+            if counted(shared, &connection, offer) == Offer::Queued {
                 delivered += 1;
             }
         }
@@ -77,10 +80,13 @@ fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
     shared.metrics.deliveries.add(delivered);
 }
 
-/// Queues a frame (an event, or a reply) for a connection, counting and logging the slow
+/// Queues a reply or other frame of the connection's own, counting and logging the slow
 /// consumer whose queue it overflowed.
 pub(crate) fn queue(shared: &Shared, connection: &Connection, frame: Utf8Bytes) -> Offer {
-    let offer = connection.outbox.offer(frame);
+    counted(shared, connection, connection.outbox.offer(frame))
+}
+
+fn counted(shared: &Shared, connection: &Connection, offer: Offer) -> Offer {
     if offer == Offer::Overflowed {
         shared.metrics.slow_consumers.inc();
         tracing::info!(conn = %connection.id_text, "closing a slow consumer");

@@ -21,6 +21,10 @@ pub(crate) async fn start(shared: &Arc<Shared>) {
                 _ = tick.tick() => {}
             }
             beat += 1;
+            for connection in shared.registry.all() {
+                let depth = connection.outbox.depth();
+                shared.metrics.outbox_depth.observe(depth as f64);
+            }
             let heartbeat = GatewayCommand::Heartbeat {
                 gateway: shared.id.clone(),
                 beat,

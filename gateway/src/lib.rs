@@ -36,7 +36,7 @@ mod ws;
 
 use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
-use herald_core::metrics::{Metric, Metrics};
+use herald_core::metrics::{Histogram, Metric, Metrics, DEPTH_BUCKETS, LATENCY_BUCKETS};
 use herald_core::requests::Requester;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +101,8 @@ struct GatewayMetrics {
     deliveries: Arc<Metric>,
     events: Arc<Metric>,
     slow_consumers: Arc<Metric>,
+    delivery_latency: Arc<Histogram>,
+    outbox_depth: Arc<Histogram>,
 }
 
 /// Everything the connections of one gateway share.
@@ -142,12 +144,13 @@ impl Gateway {
                 })
                 .collect()
         };
+        let metrics = &metrics.labelled(&[("gateway", &id)]);
         let (close_reports, unacknowledged) = close_reports::CloseReports::new(metrics);
         let admission =
             admission::Admission::new(config.max_connections, config.max_connections_per_address);
         let shared = Arc::new(Shared {
             id,
-            requests: Requester::new(bus.clone(), config.command_timeout),
+            requests: Requester::new(bus.clone(), config.command_timeout).observed(metrics),
             bus,
             config,
             registry: registry::Registry::default(),
@@ -167,6 +170,17 @@ impl Gateway {
                 slow_consumers: metrics.counter(
                     "herald_gateway_slow_consumers_total",
                     "Connections closed because their send queue was full (frames or bytes).",
+                ),
+                delivery_latency: metrics.histogram(
+                    "herald_gateway_delivery_latency_seconds",
+                    "From a dispatcher accepting an event to a connection's writer taking its \
+                     frame (one event frame in 16 per connection).",
+                    LATENCY_BUCKETS,
+                ),
+                outbox_depth: metrics.histogram(
+                    "herald_gateway_outbox_depth",
+                    "Frames waiting in each connection's send queue, sampled every heartbeat.",
+                    DEPTH_BUCKETS,
                 ),
             },
             shutdown,

@@ -5,8 +5,13 @@
 //! replies echoing long request ids) cost as much memory as thousands of small ones. An event's
 //! bytes are shared across connections, but each connection counts the whole frame: that is
 //! what its socket must still write, and what stays alive while it does not.
+//!
+//! The writer taking an event frame is where its delivery latency ends: from there the
+//! transport's own small write buffer sends it at once.
 
 use axum::extract::ws::Utf8Bytes;
+use herald_core::messages::Delivery;
+use herald_core::metrics::Histogram;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -59,9 +64,20 @@ impl CloseReason {
     };
 }
 
+/// Every how many event frames a connection's writer observes one delivery latency: the
+/// histogram takes a lock per observation, and fan-out writes millions of frames a second.
+const LATENCY_SAMPLE_EVERY: u32 = 16;
+
+/// A frame waiting for the writer, and when a dispatcher accepted the event in it (0 for
+/// replies and other frames of the connection's own).
+struct Queued {
+    frame: Utf8Bytes,
+    accepted_ms: u64,
+}
+
 /// The sending half: shared through the registry.
 pub struct Outbox {
-    frames: mpsc::Sender<Utf8Bytes>,
+    frames: mpsc::Sender<Queued>,
     /// Bytes of the frames queued and not yet taken by the writer.
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
@@ -71,39 +87,55 @@ pub struct Outbox {
 
 /// The receiving half: owned by the connection's writer.
 pub struct OutboxReceiver {
-    frames: mpsc::Receiver<Utf8Bytes>,
+    frames: mpsc::Receiver<Queued>,
     queued_bytes: Arc<AtomicUsize>,
     /// Fires when the connection must close.
     pub closer: CancellationToken,
+    latency: Option<Arc<Histogram>>,
+    events_taken: u32,
 }
 
 impl OutboxReceiver {
     /// The next frame to write, waiting for one; `None` once the sending half is gone.
     pub async fn recv(&mut self) -> Option<Utf8Bytes> {
-        let frame = self.frames.recv().await?;
-        Some(self.taken(frame))
+        let queued = self.frames.recv().await?;
+        Some(self.taken(queued))
+    }
+
+    /// Observes, in `histogram`, the time from a dispatcher accepting an event to the writer
+    /// taking its frame (one event frame in [`LATENCY_SAMPLE_EVERY`], starting with the first).
+    pub fn measure_latency(mut self, histogram: Arc<Histogram>) -> Self {
+        self.latency = Some(histogram);
+        self
     }
 
     /// The next frame to write, waiting for one; `None` once the connection must close.
     pub async fn recv_until_closed(&mut self) -> Option<Utf8Bytes> {
-        let frame = tokio::select! {
+        let queued = tokio::select! {
             biased;
-            frame = self.frames.recv() => frame?,
+            queued = self.frames.recv() => queued?,
             _ = self.closer.cancelled() => return None,
         };
-        Some(self.taken(frame))
+        Some(self.taken(queued))
     }
 
     /// The next frame to write if one is queued now.
     pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
-        let frame = self.frames.try_recv().ok()?;
-        Some(self.taken(frame))
+        let queued = self.frames.try_recv().ok()?;
+        Some(self.taken(queued))
     }
 
-    /// The writer took `frame` to write it at once: from here on the transport's own bounded
+    /// The writer took a frame to write it at once: from here on the transport's own bounded
     /// write buffer holds it, so it leaves the queue's count.
-    fn taken(&self, frame: Utf8Bytes) -> Utf8Bytes {
+    fn taken(&mut self, Queued { frame, accepted_ms }: Queued) -> Utf8Bytes {
         self.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        if let (Some(latency), true) = (&self.latency, accepted_ms > 0) {
+            if self.events_taken.is_multiple_of(LATENCY_SAMPLE_EVERY) {
+                let ms = Delivery::now_ms().saturating_sub(accepted_ms);
+                latency.observe(ms as f64 / 1000.0);
+            }
+            self.events_taken = self.events_taken.wrapping_add(1);
+        }
         frame
     }
 }
@@ -143,19 +175,38 @@ impl Outbox {
                 frames: receiver,
                 queued_bytes,
                 closer,
+                latency: None,
+                events_taken: 0,
             },
         )
     }
 
-    /// Queues a frame without waiting.
+    /// Queues a frame of the connection's own (a reply, a welcome) without waiting.
     pub fn offer(&self, frame: Utf8Bytes) -> Offer {
-        let len = frame.len();
+        self.offer_queued(Queued {
+            frame,
+            accepted_ms: 0,
+        })
+    }
+
+    /// Queues an event frame without waiting; `accepted_ms` is when a dispatcher accepted it.
+    pub fn offer_event(&self, frame: Utf8Bytes, accepted_ms: u64) -> Offer {
+        self.offer_queued(Queued { frame, accepted_ms })
+    }
+
+    /// Frames queued and not yet taken by the writer.
+    pub fn depth(&self) -> usize {
+        self.frames.max_capacity() - self.frames.capacity()
+    }
+
+    fn offer_queued(&self, queued: Queued) -> Offer {
+        let len = queued.frame.len();
         let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if before > 0 && before + len > self.max_bytes {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             return self.overflowed();
         }
-        match self.frames.try_send(frame) {
+        match self.frames.try_send(queued) {
             Ok(()) => Offer::Queued,
             Err(full_or_closed) => {
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);

@@ -72,6 +72,7 @@ pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, O
         if shared.registry.insert(connection.clone()) {
             shared.metrics.connections.inc();
             crate::admission::watch_ident(shared, &connection);
+            let receiver = receiver.measure_latency(shared.metrics.delivery_latency.clone());
             return (connection, receiver);
         }
         // 128 random bits collided with a live connection: practically never; draw again.

@@ -7,6 +7,7 @@
 //! ([`herald_core::bus::failover`]) instead of the whole timeout.
 
 use herald_core::bus::Bus;
+use herald_core::metrics::Metrics;
 use herald_core::requests::Requester;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 /// How long an adapter waits, over all attempts, for a dispatcher to accept an event.
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The requester adapters send notifies and queries with.
-pub fn requester(bus: Arc<dyn Bus>) -> Requester {
-    Requester::new(bus, ACCEPT_TIMEOUT)
+/// The requester adapters send notifies and queries with, its durations observed in `metrics`.
+pub fn requester(bus: Arc<dyn Bus>, metrics: &Metrics) -> Requester {
+    Requester::new(bus, ACCEPT_TIMEOUT).observed(metrics)
 }

@@ -119,7 +119,7 @@ mod tests {
         let mut retries = 0;
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
         let outcome = publish_until_accepted(
-            &crate::publish::requester(Arc::new(bus)),
+            &crate::publish::requester(Arc::new(bus), &Default::default()),
             &notify,
             &mut backoff,
             &shutdown,

@@ -892,3 +892,35 @@ where
         }
     }
 }
+
+/// The `/metrics` text of the process serving at `base`.
+pub async fn scrape_metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// The sum of every series of metric `name` in a `/metrics` text, whatever its labels (a
+/// process labels its metrics by role, and a gateway's by gateway id); `None` when absent.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse().ok()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// [`metric_sum`] of the process serving at `base`, 0 when absent.
+pub async fn metric(base: &str, name: &str) -> f64 {
+    metric_sum(&scrape_metrics(base).await, name).unwrap_or(0.0)
+}

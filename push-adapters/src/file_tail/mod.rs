@@ -109,6 +109,7 @@ struct Follower {
     wake: Arc<tokio::sync::Notify>,
     _watch: Option<watch::DirectoryWatch>,
     events: Events,
+    metrics: Metrics,
 }
 
 impl FileTail {
@@ -138,6 +139,7 @@ impl FileTail {
                 wake,
                 _watch: watch,
                 events: events.clone(),
+                metrics: metrics.clone(),
             });
         }
         Ok(FileTail { followers })
@@ -186,12 +188,13 @@ impl Follower {
             wake,
             _watch,
             events,
+            metrics,
         } = self;
         let limit = config.limit();
         let mut source = Some(source);
         let mut backoff = Backoff::new(RETRY_BACKOFF.0, RETRY_BACKOFF.1);
         let mut failing = false;
-        let requests = crate::publish::requester(bus);
+        let requests = crate::publish::requester(bus, &metrics);
         let target = Targets {
             channels: vec![config.channel.clone()],
             ..Default::default()

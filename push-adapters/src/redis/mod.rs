@@ -119,6 +119,7 @@ pub struct RedisAdapter {
     address: Address,
     session: Session,
     events: Events,
+    metrics: Metrics,
 }
 
 impl RedisAdapter {
@@ -144,6 +145,7 @@ impl RedisAdapter {
             address,
             session,
             events,
+            metrics: metrics.clone(),
         })
     }
 
@@ -156,9 +158,10 @@ impl RedisAdapter {
             address,
             mut session,
             events,
+            metrics,
         } = self;
         let mut retry = Backoff::new(RETRY_BACKOFF.0, RETRY_BACKOFF.1);
-        let requests = crate::publish::requester(bus);
+        let requests = crate::publish::requester(bus, &metrics);
         loop {
             let reason = match serve(
                 &mut session,

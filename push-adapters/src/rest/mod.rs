@@ -48,7 +48,7 @@ pub(crate) struct RestState {
 /// The routes of the REST adapter.
 pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum::Router {
     let state = Arc::new(RestState {
-        requests: crate::publish::requester(bus).observed(metrics),
+        requests: crate::publish::requester(bus, metrics),
         config,
         accepted: metrics.counter(
             "herald_rest_events_accepted_total",
