@@ -36,6 +36,7 @@ mod ws;
 
 use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
+use herald_core::defaults;
 use herald_core::metrics::{Histogram, Metric, Metrics, DEPTH_BUCKETS, LATENCY_BUCKETS};
 use herald_core::requests::Requester;
 use std::sync::Arc;
@@ -79,18 +80,18 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            heartbeat: Duration::from_millis(25_000),
-            max_frame_bytes: 64 * 1024,
-            outbox_capacity: 1024,
-            outbox_max_bytes: 1024 * 1024,
-            max_channels_per_connection: 100,
+            heartbeat: Duration::from_millis(defaults::HEARTBEAT_MS),
+            max_frame_bytes: defaults::MAX_PAYLOAD_BYTES,
+            outbox_capacity: defaults::OUTBOX_FRAMES,
+            outbox_max_bytes: defaults::OUTBOX_BYTES,
+            max_channels_per_connection: defaults::CHANNELS_PER_CONNECTION,
             command_timeout: Duration::from_secs(5),
             max_failed_idents: 5,
             auth_limit: AuthLimiter::default(),
-            liveness_interval: Duration::from_secs(1),
-            ident_timeout: Duration::from_secs(10),
+            liveness_interval: Duration::from_millis(defaults::LIVENESS_INTERVAL_MS),
+            ident_timeout: Duration::from_millis(defaults::IDENT_TIMEOUT_MS),
             max_connections: 10_000,
-            max_connections_per_address: 256,
+            max_connections_per_address: defaults::CONNECTIONS_PER_ADDRESS,
             allowed_origins: Vec::new(),
         }
     }

@@ -4,6 +4,7 @@
 
 use clap::Args;
 use herald_adapters::file_tail::FileTailConfig;
+use herald_core::defaults;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -128,23 +129,23 @@ options! {
     users_file: PathBuf = absent("none");
     /// Largest event payload and client frame in bytes; larger ones get 413 / `too_large`.
     #[arg(long, env = "HERALD_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
-    max_payload_bytes: usize = value(herald_core::defaults::MAX_PAYLOAD_BYTES);
+    max_payload_bytes: usize = value(defaults::MAX_PAYLOAD_BYTES);
     /// Server ping interval in milliseconds; silent clients are closed after two.
     #[arg(long, env = "HERALD_HEARTBEAT_MS", value_name = "MS")]
-    heartbeat_ms: u64 = value(25_000);
+    heartbeat_ms: u64 = value(defaults::HEARTBEAT_MS);
     /// Frames queued per connection before it is closed as a slow consumer.
     #[arg(long, env = "HERALD_OUTBOX_CAPACITY", value_name = "FRAMES")]
-    outbox_capacity: usize = value(1024);
+    outbox_capacity: usize = value(defaults::OUTBOX_FRAMES);
     /// Bytes queued per connection before it is closed as a slow consumer; at least
     /// `max_payload_bytes`.
     #[arg(long, env = "HERALD_OUTBOX_MAX_BYTES", value_name = "BYTES")]
-    outbox_max_bytes: usize = value(1024 * 1024);
+    outbox_max_bytes: usize = value(defaults::OUTBOX_BYTES);
     /// Channels one connection may have joined at once; a join beyond gets `forbidden`.
     #[arg(long, env = "HERALD_MAX_CHANNELS_PER_CONNECTION", value_name = "N")]
-    max_channels_per_connection: usize = value(100);
+    max_channels_per_connection: usize = value(defaults::CHANNELS_PER_CONNECTION);
     /// How often a gateway tells the dispatchers it is alive, in milliseconds.
     #[arg(long, env = "HERALD_LIVENESS_INTERVAL_MS", value_name = "MS")]
-    liveness_interval_ms: u64 = value(1_000);
+    liveness_interval_ms: u64 = value(defaults::LIVENESS_INTERVAL_MS);
     /// Silence in milliseconds after which a gateway is declared dead and its connections
     /// removed (counted only while KV takes writes).
     #[arg(long, env = "HERALD_GATEWAY_TIMEOUT_MS", value_name = "MS")]
@@ -220,10 +221,10 @@ options! {
     /// WebSocket/SSE connections one client IP address may hold; more get 429
     /// `rate_limited`. 0: no cap.
     #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
-    max_connections_per_address: usize = value(256);
+    max_connections_per_address: usize = value(defaults::CONNECTIONS_PER_ADDRESS);
     /// Connections not identified within this many milliseconds are closed (close code 4003).
     #[arg(long, env = "HERALD_IDENT_TIMEOUT_MS", value_name = "MS")]
-    ident_timeout_ms: u64 = value(10_000);
+    ident_timeout_ms: u64 = value(defaults::IDENT_TIMEOUT_MS);
     /// Browser origins allowed on /ws and /sse, comma-separated (`https://app.example.com`,
     /// or `*` for any); others get 403.
     #[arg(long, env = "HERALD_ALLOWED_ORIGINS", value_name = "ORIGINS", value_delimiter = ',')]
