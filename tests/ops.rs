@@ -542,4 +542,34 @@ async fn the_grafana_dashboard_reads_metrics_herald_exports_and_every_histogram_
     for label in ["role=\"gateway\"", "role=\"dispatcher\"", "role=\"rest\""] {
         assert!(text.contains(label), "no {label} in {text}");
     }
+    let reference = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operating.md"),
+    )
+    .expect("read docs/operating.md");
+    let undocumented: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+        .filter(|name| !documents(&reference, name))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "metrics missing from docs/operating.md: {undocumented:?}"
+    );
+}
+
+/// Whether the metrics reference names `metric`, in full or as a `_suffix` of the family
+/// listed before it on the same line (`herald_redis_received_total`, `_invalid_total`).
+fn documents(reference: &str, metric: &str) -> bool {
+    let counter = format!("{metric}_total");
+    reference.lines().any(|line| {
+        let named = |name: &str| {
+            line.contains(&format!("`{name}`"))
+                || line.split('`').any(|word| {
+                    word.starts_with('_')
+                        && name.ends_with(word)
+                        && line.contains(&format!("`{}", &name[..name.len() - word.len()]))
+                })
+        };
+        named(metric) || named(&counter)
+    })
 }
