@@ -255,19 +255,13 @@ async fn a_close_no_dispatcher_recorded_is_reported_again_once_one_answers() {
     gone.send_text("").await;
     drop(gone);
     let pending = || async {
-        let metrics = reqwest::get(format!("{}/metrics", c.gateways[0].1))
-            .await
-            .expect("gateway metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("herald_gateway_close_reports_pending "))
-            .map(str::to_string)
+        metric_sum(
+            &scrape_metrics(&c.gateways[0].1).await,
+            "herald_gateway_close_reports_pending",
+        )
     };
     eventually("the gateway counts one unrecorded close", || async {
-        pending().await.as_deref() == Some("1")
+        pending().await == Some(1.0)
     })
     .await;
     // A new dispatcher slow to call the gateway dead: only the gateway's own retry can clear
@@ -279,7 +273,7 @@ async fn a_close_no_dispatcher_recorded_is_reported_again_once_one_answers() {
         c.rest.get("/v1/users/gone").await.1["connected"] == json!(false)
     })
     .await;
-    assert_eq!(pending().await.as_deref(), Some("0"));
+    assert_eq!(pending().await, Some(0.0));
     assert_eq!(
         c.rest.get("/v1/channels/room").await.1["users"],
         json!(["steady"]),
