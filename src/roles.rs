@@ -304,6 +304,9 @@ fn gateway_config(settings: &Settings, demo: bool) -> herald_gateway::GatewayCon
         max_connections: settings.max_connections,
         max_connections_per_address: settings.max_connections_per_address,
         allowed_origins: settings.allowed_origins.clone().unwrap_or(default_origins),
+        publish: settings.publish.clone(),
+        rpc_routes: settings.rpc_routes.clone(),
+        rpc_timeout: settings.rpc_timeout,
         ..Default::default()
     }
 }

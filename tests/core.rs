@@ -224,6 +224,7 @@ async fn bad_frames(h: &Herald) {
             exp: herald_core::token::now_secs() + 60,
             iat: None,
             channels: vec![],
+            publish: Vec::new(),
             jti: None,
             once: false,
         },

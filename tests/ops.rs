@@ -461,21 +461,6 @@ fn the_example_configuration_passes_check_config() {
     assert!(said.contains("did you mean `max_payload_bytes`?"), "{said}");
 }
 
-/// Runs `herald check-config path`: whether it passed, and what it printed.
-fn check_config(path: &Path) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("check-config")
-        .arg(path)
-        .output()
-        .expect("run check-config");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
-}
-
 /// The metric names a Grafana expression reads (a histogram's `_bucket`, `_count` and `_sum`
 /// series are its one name).
 fn queried_metrics(expression: &str) -> Vec<String> {

@@ -359,6 +359,7 @@ fn token(user: &str) -> anyhow::Result<String> {
         exp: herald_core::token::now_secs() + 3600,
         iat: None,
         channels: Vec::new(),
+        publish: Vec::new(),
         jti: None,
         once: false,
     };

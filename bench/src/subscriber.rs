@@ -368,6 +368,7 @@ async fn herald_setup(shared: &Shared, index: u64, mut ws: WsClient) -> anyhow::
         exp: herald_core::token::now_secs() + 24 * 3600,
         iat: None,
         channels: Vec::new(),
+        publish: Vec::new(),
         jti: None,
         once: false,
     };

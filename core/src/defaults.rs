@@ -24,3 +24,9 @@ pub const CONNECTIONS_PER_ADDRESS: usize = 256;
 
 /// Time a connection has to identify, in milliseconds.
 pub const IDENT_TIMEOUT_MS: u64 = 10_000;
+
+/// Publishes per second one connection may make (client publish).
+pub const CLIENT_PUBLISH_RATE: u32 = 20;
+
+/// Time an RPC (or the publish hook) may take, in milliseconds.
+pub const RPC_TIMEOUT_MS: u64 = 5_000;

@@ -93,6 +93,9 @@ pub enum CommandReply {
         user: String,
         /// Channel patterns the user may join beyond public channels.
         grants: Vec<String>,
+        /// Channel patterns the user's token lets it publish to (its `publish` claim).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        publish: Vec<String>,
     },
     /// Join, leave or closed succeeded.
     Done,
@@ -108,6 +111,19 @@ pub struct NotifyRequest<N = crate::protocol::notify::Notify> {
     pub id: String,
     /// The notify body.
     pub notify: N,
+    /// Set when a client published it: the publisher, which receivers see and whose own
+    /// connection does not get the event back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Publisher>,
+}
+
+/// The connection a client-published event came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publisher {
+    /// Its user, shown to receivers as `"from":{"user":…}`.
+    pub user: String,
+    /// Its connection id, which is not sent the event.
+    pub conn: String,
 }
 
 /// Event ids: unique across processes (random prefix), sortable within one (counter).
@@ -175,6 +191,9 @@ pub struct Delivery<'a> {
     /// latency from here; 0 when the sender did not say.
     #[serde(default)]
     pub accepted_ms: u64,
+    /// The publishing connection of a client-published event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Publisher>,
 }
 
 impl Delivery<'_> {

@@ -37,6 +37,10 @@ pub struct Claims {
     /// Glob patterns of channels the user may join beyond public ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
+    /// Glob patterns of channels the user may publish to from a connection (client publish),
+    /// besides the server's `client_publish` patterns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
     /// Set on one-time tokens: void after their first use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
@@ -379,6 +383,7 @@ mod tests {
             exp,
             iat: None,
             channels: vec!["private-*".into()],
+            publish: Vec::new(),
             jti: None,
             once: false,
         }

@@ -27,7 +27,7 @@ pub(crate) async fn execute(
     match command {
         GatewayCommand::Ident { conn, auth } => {
             let conn = conn_id(&conn)?;
-            let (user, grants) = match authenticate(context, &conn, auth).await {
+            let identity = match authenticate(context, &conn, auth).await {
                 Ok(identity) => identity,
                 Err(e) => {
                     context.idents_failed.inc();
@@ -36,11 +36,11 @@ pub(crate) async fn execute(
             };
             context
                 .presence
-                .identified(&conn, &user)
+                .identified(&conn, &identity.user)
                 .await
                 .map_err(kv_down)?;
-            tracing::debug!(%conn, %user, "identified");
-            Ok(CommandReply::Identified { user, grants })
+            tracing::debug!(%conn, user = %identity.user, "identified");
+            Ok(identity.into_reply())
         }
         GatewayCommand::Join {
             conn,
@@ -110,15 +110,15 @@ pub(crate) async fn execute(
             // Not a connection: a fresh id as the spender, so a one-time token is never
             // accepted here twice.
             let spender = ConnId::random("authorize");
-            let (user, grants) = match authenticate(context, &spender, auth).await {
+            let identity = match authenticate(context, &spender, auth).await {
                 Ok(identity) => identity,
                 Err(e) => {
                     context.idents_failed.inc();
                     return Err(e);
                 }
             };
-            check_channel_grant(&grants, &channel)?;
-            Ok(CommandReply::Identified { user, grants })
+            check_channel_grant(&identity.grants, &channel)?;
+            Ok(identity.into_reply())
         }
     }
 }
@@ -149,11 +149,30 @@ pub(crate) async fn announce(context: &Context, conn: String, user: String, reas
     }
 }
 
+/// Who a set of credentials names, and what it may do beyond public channels.
+struct Identity {
+    user: String,
+    /// Channel patterns it may join.
+    grants: Vec<String>,
+    /// Channel patterns it may publish to.
+    publish: Vec<String>,
+}
+
+impl Identity {
+    fn into_reply(self) -> CommandReply {
+        CommandReply::Identified {
+            user: self.user,
+            grants: self.grants,
+            publish: self.publish,
+        }
+    }
+}
+
 async fn authenticate(
     context: &Context,
     conn: &ConnId,
     auth: IdentAuth,
-) -> Result<(String, Vec<String>), HeraldError> {
+) -> Result<Identity, HeraldError> {
     match auth {
         IdentAuth::Token { token } => {
             let claims = context.config.tokens.verify(&token)?;
@@ -183,7 +202,11 @@ async fn authenticate(
                     ));
                 }
             }
-            Ok((claims.sub, claims.channels))
+            Ok(Identity {
+                user: claims.sub,
+                grants: claims.channels,
+                publish: claims.publish,
+            })
         }
         IdentAuth::Password { username, password } => {
             if context.config.users.is_empty() {
@@ -193,7 +216,11 @@ async fn authenticate(
                 ));
             }
             if context.config.users.verify(&username, &password).await? {
-                Ok((username, Vec::new()))
+                Ok(Identity {
+                    user: username,
+                    grants: Vec::new(),
+                    publish: Vec::new(),
+                })
             } else {
                 Err(HeraldError::new(
                     ErrorCode::Unauthorized,

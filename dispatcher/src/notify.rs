@@ -23,7 +23,7 @@ pub(crate) async fn publish(
 
 async fn deliver(
     context: &Context,
-    NotifyRequest { id, notify }: NotifyRequest<Notify>,
+    NotifyRequest { id, notify, from }: NotifyRequest<Notify>,
 ) -> Result<EventAccepted, HeraldError> {
     if !EventIds::is_valid(&id) {
         return Err(HeraldError::bad_request("malformed event id"));
@@ -35,6 +35,7 @@ async fn deliver(
         targets: notify.targets.clone(),
         payload: &notify.payload,
         accepted_ms: Delivery::now_ms(),
+        from,
     };
     let bytes = serde_json::to_vec(&delivery).map_err(HeraldError::internal)?;
     context

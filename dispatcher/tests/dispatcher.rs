@@ -75,6 +75,7 @@ fn token(user: &str, channels: &[&str], once: bool) -> String {
         exp: now_secs() + 60,
         iat: None,
         channels: channels.iter().map(|s| s.to_string()).collect(),
+        publish: Vec::new(),
         jti: once.then(|| "abc123".to_string()),
         once,
     };
@@ -125,7 +126,7 @@ async fn ident_and_join_are_authorized_and_recorded() {
         .ident("gw1-1", token("alice", &["private-a*"], false))
         .await
     {
-        Ok(CommandReply::Identified { user, grants }) => {
+        Ok(CommandReply::Identified { user, grants, .. }) => {
             assert_eq!(user, "alice");
             assert_eq!(grants, vec!["private-a*"]);
         }

@@ -63,12 +63,23 @@ fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
     }
     shared.metrics.events.inc();
     let mut delivered = 0;
+    let from = delivery.from.as_ref();
     for group in shared.registry.resolve(&delivery.targets) {
-        let bytes = encode_event(delivery.id, delivery.event, delivery.payload, &group.via);
+        let bytes = encode_event(
+            delivery.id,
+            delivery.event,
+            delivery.payload,
+            &group.via,
+            from.map(|from| from.user.as_str()),
+        );
         let Ok(frame) = Utf8Bytes::try_from(bytes) else {
             continue;
         };
         for connection in group.connections {
+            // A client does not get its own publish back.
+            if from.is_some_and(|from| from.conn == connection.id_text) {
+                continue;
+            }
             let offer = connection
                 .outbox
                 .offer_event(frame.clone(), delivery.accepted_ms);

@@ -113,6 +113,7 @@ async fn demo_token(State(state): State<Arc<DemoState>>, body: Bytes) -> Respons
         exp: now + DEMO_TOKEN_TTL_SECS,
         iat: Some(now),
         channels: DEMO_CHANNELS.iter().map(|c| c.to_string()).collect(),
+        publish: Vec::new(),
         jti: None,
         once: false,
     };

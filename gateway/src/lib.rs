@@ -15,12 +15,15 @@
 //! - `admission`: caps on open connections per gateway and per client address, and the ident
 //!   timeout.
 //! - `origin`: the `Origin` check on every gateway route.
+//! - [`publish`] and [`rpc`]: what a client sends on: events to a channel, calls to backends,
+//!   both over [`backend`]'s signed HTTP calls where a backend is configured.
 //!
 //! A gateway's local membership is the authority for its own connections: it changes only
 //! after a dispatcher committed the change to KV and before the client hears `ok`, so an event
 //! published after the client saw `ok` always finds the connection.
 
 mod admission;
+pub mod backend;
 mod close_reports;
 mod delivery;
 pub mod demo;
@@ -28,8 +31,10 @@ mod heartbeat;
 mod http_error;
 mod origin;
 mod outbox;
+pub mod publish;
 mod recent;
 pub mod registry;
+pub mod rpc;
 mod session;
 mod sse;
 mod ws;
@@ -75,6 +80,12 @@ pub struct GatewayConfig {
     pub max_connections_per_address: usize,
     /// Origins allowed to connect: empty means the request's own host, `*` any.
     pub allowed_origins: Vec<String>,
+    /// Client publish: who may, how often, and the publish hook.
+    pub publish: publish::PublishConfig,
+    /// HTTP routes of `rpc` calls; methods no route takes go over the bus.
+    pub rpc_routes: Vec<rpc::RpcRoute>,
+    /// How long an RPC may take when its route does not say.
+    pub rpc_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -93,6 +104,9 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             max_connections_per_address: defaults::CONNECTIONS_PER_ADDRESS,
             allowed_origins: Vec::new(),
+            publish: publish::PublishConfig::default(),
+            rpc_routes: Vec::new(),
+            rpc_timeout: Duration::from_millis(defaults::RPC_TIMEOUT_MS),
         }
     }
 }
@@ -118,6 +132,9 @@ pub(crate) struct Shared {
     tracker: TaskTracker,
     close_reports: close_reports::CloseReports,
     admission: Arc<admission::Admission>,
+    /// Calls to backends: RPC routes and the publish hook.
+    backend_client: reqwest::Client,
+    rpc: rpc::Rpc,
 }
 
 /// A running gateway; its [`Gateway::router`] serves `/ws`, `/sse` and `/sse/{conn}`.
@@ -149,8 +166,15 @@ impl Gateway {
         let (close_reports, unacknowledged) = close_reports::CloseReports::new(metrics);
         let admission =
             admission::Admission::new(config.max_connections, config.max_connections_per_address);
+        let rpc = rpc::Rpc::new(
+            &config.rpc_routes,
+            config.rpc_timeout,
+            config.max_frame_bytes,
+        );
         let shared = Arc::new(Shared {
             id,
+            backend_client: backend::client(),
+            rpc,
             requests: Requester::new(bus.clone(), config.command_timeout).observed(metrics),
             bus,
             config,

@@ -2,6 +2,7 @@
 //! then identified; turns client frames into dispatcher commands and reply frames.
 
 use crate::outbox::{CloseReason, OutboxReceiver};
+use crate::publish::{PublishBucket, Publishing};
 use crate::registry::Connection;
 use crate::Shared;
 use herald_core::messages::{CommandReply, GatewayCommand};
@@ -21,6 +22,10 @@ pub struct SessionState {
     user: Option<String>,
     /// Channel patterns the user's token grants.
     grants: Vec<String>,
+    /// Channel patterns the user's token lets it publish to.
+    publish_patterns: Vec<String>,
+    /// This connection's publish allowance, from its first publish on.
+    publish_bucket: Option<PublishBucket>,
     /// Channels joined.
     channels: BTreeSet<String>,
     /// An ident that got no answer in time: the dispatcher may still have recorded it.
@@ -176,10 +181,15 @@ async fn execute(
             let identified = command(shared, &GatewayCommand::Ident { conn, auth }).await;
             state.unsure_ident |= is_unanswered(&identified);
             match identified? {
-                CommandReply::Identified { user, grants } => {
+                CommandReply::Identified {
+                    user,
+                    grants,
+                    publish,
+                } => {
                     shared.registry.identify(connection, &user);
                     state.user = Some(user.clone());
                     state.grants = grants;
+                    state.publish_patterns = publish;
                     Ok(ok(id, Some(user), None))
                 }
                 other => Err(unexpected(other)),
@@ -216,6 +226,22 @@ async fn execute(
             state.channels.insert(channel.clone());
             Ok(ok(id, None, Some(channel)))
         }
+        ClientFrame::Publish {
+            id,
+            channel,
+            event,
+            payload,
+        } => publish(shared, connection, state, id, (channel, event), payload).await,
+        ClientFrame::Rpc { id, method, data } => {
+            let user = identified(state)?;
+            let bus = shared.bus.as_ref();
+            let client = &shared.backend_client;
+            let conn = &connection.id_text;
+            Ok(shared
+                .rpc
+                .call(client, bus, id, &method, &data, &user, conn)
+                .await)
+        }
         ClientFrame::Leave { id, channel } => {
             let user = identified(state)?;
             if !state.channels.contains(&channel) {
@@ -234,6 +260,50 @@ async fn execute(
             Ok(ok(id, None, Some(channel)))
         }
     }
+}
+
+/// A client's publish: checked here, vetted by the hook if one is configured, accepted by a
+/// dispatcher like a REST notify.
+async fn publish(
+    shared: &Shared,
+    connection: &Connection,
+    state: &mut SessionState,
+    id: Option<RequestId>,
+    (channel, event): (String, String),
+    payload: serde_json::Value,
+) -> Result<ServerFrame, HeraldError> {
+    let user = identified(state)?;
+    let config = &shared.config.publish;
+    let who = Publishing {
+        user: &user,
+        conn: &connection.id_text,
+        token_patterns: &state.publish_patterns,
+        joined: state.channels.contains(&channel),
+    };
+    let bucket = state
+        .publish_bucket
+        .get_or_insert_with(|| PublishBucket::new(config.rate_per_sec));
+    let (event_id, notify, from) = crate::publish::prepare(
+        config,
+        &shared.backend_client,
+        bucket,
+        who,
+        channel,
+        event,
+        payload,
+        shared.config.max_frame_bytes,
+    )
+    .await?;
+    let event_id = shared
+        .requests
+        .notify_from(&event_id, &notify, Some(from))
+        .await?;
+    Ok(ServerFrame::Ok {
+        id,
+        user: None,
+        channel: None,
+        event_id: Some(event_id),
+    })
 }
 
 /// Forgets a connection that closed, here and (for identified ones) in KV.
@@ -272,7 +342,12 @@ fn is_unanswered(result: &Result<CommandReply, HeraldError>) -> bool {
 }
 
 fn ok(id: Option<RequestId>, user: Option<String>, channel: Option<String>) -> ServerFrame {
-    ServerFrame::Ok { id, user, channel }
+    ServerFrame::Ok {
+        id,
+        user,
+        channel,
+        event_id: None,
+    }
 }
 
 fn identified(state: &SessionState) -> Result<String, HeraldError> {

@@ -22,6 +22,8 @@ pub fn problems(text: &str) -> Vec<String> {
             "redis_channel",
             "demo",
             "demo_public",
+            "publish_hook",
+            "rpc",
         ])
         .collect();
     let mut problems = Vec::new();

@@ -153,6 +153,11 @@ pub struct Settings {
     pub ident_timeout: Duration,
     /// `None`: the role's default (same host; any for `herald serve` with the demo).
     pub allowed_origins: Option<Vec<String>>,
+    /// Client publish: patterns, rate and hook.
+    pub publish: herald_gateway::publish::PublishConfig,
+    /// `[[rpc]]` routes.
+    pub rpc_routes: Vec<herald_gateway::rpc::RpcRoute>,
+    pub rpc_timeout: Duration,
 }
 
 impl Settings {
@@ -271,6 +276,16 @@ impl Options {
             o.auth_fail_limit.unwrap_or_default(),
             Duration::from_secs(auth_fail_window_secs),
         );
+        let rpc_timeout = millis(o.rpc_timeout_ms, "rpc-timeout-ms")?;
+        if let Some(hook) = &file.publish_hook {
+            hook.check()
+                .map_err(|e| anyhow::anyhow!("[publish_hook]: {e}"))?;
+        }
+        for (n, route) in file.rpc.iter().enumerate() {
+            route.check().map_err(|e| {
+                anyhow::anyhow!("[[rpc]] table {} ({:?}): {e}", n + 1, route.prefix)
+            })?;
+        }
         let file_tail = file
             .file_tail
             .into_iter()
@@ -335,6 +350,17 @@ impl Options {
             max_connections_per_address: o.max_connections_per_address.unwrap_or_default(),
             ident_timeout: millis(o.ident_timeout_ms, "ident-timeout-ms")?,
             allowed_origins: o.allowed_origins,
+            publish: herald_gateway::publish::PublishConfig {
+                channels: o.client_publish.unwrap_or_default(),
+                rate_per_sec: match o.client_publish_rate.unwrap_or_default() {
+                    0 => bail!("client-publish-rate must be positive"),
+                    n => n,
+                },
+                hook: file.publish_hook,
+                hook_timeout: rpc_timeout,
+            },
+            rpc_routes: file.rpc,
+            rpc_timeout,
         })
     }
 }

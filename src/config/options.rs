@@ -81,6 +81,11 @@ macro_rules! options {
             pub demo: Option<bool>,
             /// See [`super::DemoArgs`].
             pub demo_public: Option<bool>,
+            /// `[publish_hook]`: a backend that may reject or rewrite each client publish.
+            pub publish_hook: Option<herald_gateway::backend::BackendEndpoint>,
+            /// `[[rpc]]` tables: HTTP routes of client RPCs by method prefix.
+            #[serde(default)]
+            pub rpc: Vec<herald_gateway::rpc::RpcRoute>,
         }
 
         impl Options {
@@ -229,4 +234,15 @@ options! {
     /// or `*` for any); others get 403.
     #[arg(long, env = "HERALD_ALLOWED_ORIGINS", value_name = "ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String> = absent("the request's own host; any in `serve` with the demo");
+    /// Channel patterns (`*` globs) any identified connection may publish to once it joined
+    /// the channel, comma-separated; a token's `publish` claim adds its own.
+    #[arg(long, env = "HERALD_CLIENT_PUBLISH", value_name = "PATTERNS", value_delimiter = ',')]
+    client_publish: Vec<String> = absent("none: only tokens with a `publish` claim publish");
+    /// Publishes per second one connection may make (bursts of as many); beyond, `rate_limited`.
+    #[arg(long, env = "HERALD_CLIENT_PUBLISH_RATE", value_name = "N")]
+    client_publish_rate: u32 = value(defaults::CLIENT_PUBLISH_RATE);
+    /// How long an RPC, or the publish hook, may take when its table does not say; then the
+    /// client gets `unavailable`.
+    #[arg(long, env = "HERALD_RPC_TIMEOUT_MS", value_name = "MS")]
+    rpc_timeout_ms: u64 = value(defaults::RPC_TIMEOUT_MS);
 }

@@ -337,6 +337,7 @@ pub fn token_with(user: &str, channels: &[&str], ttl: i64) -> String {
             exp,
             iat: None,
             channels: channels.iter().map(|s| s.to_string()).collect(),
+            publish: Vec::new(),
             jti: None,
             once: false,
         },
@@ -733,6 +734,21 @@ pub async fn post_sse_frame(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// Runs `herald check-config path`: whether it passed, and what it printed.
+pub fn check_config(path: &std::path::Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("run check-config");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
 }
 
 /// Runs `herald <args>` that must fail to start: waits for it to exit within the deadline and

@@ -1,4 +1,5 @@
-//! Frames a client sends (`ident`, `join`, `leave`, `ping`): decoding with precise errors.
+//! Frames a client sends (`ident`, `join`, `leave`, `publish`, `rpc`, `ping`): decoding with
+//! precise errors.
 //!
 //! Decoding is by hand over a JSON object rather than a derived enum so each mistake gets its
 //! own message (unknown type, unknown field, wrong type) and the reply can still echo the `id`.
@@ -31,6 +32,26 @@ pub enum ClientFrame {
         id: Option<RequestId>,
         /// A valid channel name.
         channel: String,
+    },
+    /// Send an event to the members of a channel the connection joined.
+    Publish {
+        /// Echoed in the reply.
+        id: Option<RequestId>,
+        /// A valid channel name.
+        channel: String,
+        /// A valid event name.
+        event: String,
+        /// Any JSON; `null` when absent.
+        payload: Value,
+    },
+    /// Call a backend method.
+    Rpc {
+        /// Echoed in the reply.
+        id: Option<RequestId>,
+        /// A valid method name (channel-name characters), e.g. `calc.double`.
+        method: String,
+        /// Any JSON; `null` when absent.
+        data: Value,
     },
     /// Liveness check, answered by `pong`.
     Ping {
@@ -73,6 +94,8 @@ impl ClientFrame {
             ClientFrame::Ident { id, .. }
             | ClientFrame::Join { id, .. }
             | ClientFrame::Leave { id, .. }
+            | ClientFrame::Publish { id, .. }
+            | ClientFrame::Rpc { id, .. }
             | ClientFrame::Ping { id } => id.as_ref(),
         }
     }
@@ -113,9 +136,11 @@ impl ClientFrame {
                 id: id.clone(),
                 channel,
             }),
+            "publish" => decode_publish(&mut object, id.clone()),
+            "rpc" => decode_rpc(&mut object, id.clone()),
             "ping" => Ok(ClientFrame::Ping { id: id.clone() }),
             other => Err(HeraldError::bad_request(format!(
-                "unknown frame type {:?}; expected ident, join, leave or ping",
+                "unknown frame type {:?}; expected ident, join, leave, publish, rpc or ping",
                 excerpt(other)
             ))),
         };
@@ -147,6 +172,34 @@ fn channel_field(object: &mut Map<String, Value>) -> Result<String, HeraldError>
     let channel = string_field(object, "channel")?;
     check_name("channel", &channel)?;
     Ok(channel)
+}
+
+fn decode_publish(
+    object: &mut Map<String, Value>,
+    id: Option<RequestId>,
+) -> Result<ClientFrame, HeraldError> {
+    let channel = channel_field(object)?;
+    let event = string_field(object, "event")?;
+    check_name("event", &event)?;
+    Ok(ClientFrame::Publish {
+        id,
+        channel,
+        event,
+        payload: object.remove("payload").unwrap_or(Value::Null),
+    })
+}
+
+fn decode_rpc(
+    object: &mut Map<String, Value>,
+    id: Option<RequestId>,
+) -> Result<ClientFrame, HeraldError> {
+    let method = string_field(object, "method")?;
+    check_name("method", &method)?;
+    Ok(ClientFrame::Rpc {
+        id,
+        method,
+        data: object.remove("data").unwrap_or(Value::Null),
+    })
 }
 
 fn decode_ident(object: &mut Map<String, Value>) -> Result<IdentAuth, HeraldError> {
@@ -221,6 +274,27 @@ mod tests {
             ClientFrame::decode(r#"{"type":"leave","channel":"chat"}"#),
             Ok(ClientFrame::Leave { .. })
         ));
+        assert_eq!(
+            ClientFrame::decode(
+                r#"{"type":"publish","id":5,"channel":"chat","event":"M:NEW","payload":{"a":1}}"#
+            )
+            .unwrap(),
+            ClientFrame::Publish {
+                id: Some(RequestId::Number(5.into())),
+                channel: "chat".into(),
+                event: "M:NEW".into(),
+                payload: serde_json::json!({"a": 1}),
+            }
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"rpc","id":6,"method":"calc.double","data":10}"#)
+                .unwrap(),
+            ClientFrame::Rpc {
+                id: Some(RequestId::Number(6.into())),
+                method: "calc.double".into(),
+                data: serde_json::json!(10),
+            }
+        );
         assert!(matches!(
             ClientFrame::decode(r#"{"type":"ping","id":4}"#),
             Ok(ClientFrame::Ping { .. })

@@ -1,10 +1,11 @@
-//! Frames the server sends (`welcome`, `ok`, `error`, `pong`, `event`): encoding.
+//! Frames the server sends (`welcome`, `ok`, `result`, `error`, `pong`, `event`): encoding.
 
 use super::error::HeraldError;
 use super::{RequestId, Via};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// A reply or notice to one connection.
 #[derive(Debug, Clone, Serialize)]
@@ -32,14 +33,25 @@ pub enum ServerFrame {
         /// The channel joined or left (on `join` / `leave` replies).
         #[serde(skip_serializing_if = "Option::is_none")]
         channel: Option<String>,
+        /// The id of the event a `publish` was accepted as.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event_id: Option<String>,
+    },
+    /// A backend's answer to an `rpc`.
+    Result {
+        /// The request id, echoed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// What the backend answered, verbatim.
+        data: Box<RawValue>,
     },
     /// A request failed.
     Error {
         /// The request id, echoed.
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
-        /// The error code.
-        code: &'static str,
+        /// The error code: one of Herald's, or an RPC backend's application code.
+        code: Cow<'static, str>,
         /// What went wrong.
         message: String,
     },
@@ -56,7 +68,7 @@ impl ServerFrame {
     pub fn error(id: Option<RequestId>, error: &HeraldError) -> ServerFrame {
         ServerFrame::Error {
             id,
-            code: error.code.as_str(),
+            code: Cow::Borrowed(error.code.as_str()),
             message: error.message.clone(),
         }
     }
@@ -78,16 +90,31 @@ struct EventFrame<'a> {
     event: &'a str,
     payload: &'a RawValue,
     via: &'a Via,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<From<'a>>,
+}
+
+#[derive(Serialize)]
+struct From<'a> {
+    user: &'a str,
 }
 
 /// Encodes an `event` frame once; the bytes are shared by every connection with the same `via`.
-pub fn encode_event(id: &str, event: &str, payload: &RawValue, via: &Via) -> Bytes {
+/// `from` names the user of a client-published event.
+pub fn encode_event(
+    id: &str,
+    event: &str,
+    payload: &RawValue,
+    via: &Via,
+    from: Option<&str>,
+) -> Bytes {
     let frame = EventFrame {
         kind: "event",
         id,
         event,
         payload,
         via,
+        from: from.map(|user| From { user }),
     };
     match serde_json::to_vec(&frame) {
         Ok(bytes) => Bytes::from(bytes),
@@ -126,7 +153,8 @@ mod tests {
             ServerFrame::Ok {
                 id: Some(RequestId::Number(2.into())),
                 user: None,
-                channel: Some("chat".into())
+                channel: Some("chat".into()),
+                event_id: None,
             }
             .encode(),
             r#"{"type":"ok","id":2,"channel":"chat"}"#
@@ -150,10 +178,17 @@ mod tests {
             channels: vec![],
             broadcast: false,
         };
-        let bytes = encode_event("e1", "MESSAGE:NEW", &payload, &via);
+        let bytes = encode_event("e1", "MESSAGE:NEW", &payload, &via, None);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"type":"event","id":"e1","event":"MESSAGE:NEW","payload":{"a":[1,2]},"via":{"users":["u"],"channels":[]}}"#
+        );
+        let bytes = encode_event("e2", "M", &payload, &via, Some("ann"));
+        assert!(
+            std::str::from_utf8(&bytes)
+                .unwrap()
+                .ends_with(r#""via":{"users":["u"],"channels":[]},"from":{"user":"ann"}}"#),
+            "{bytes:?}"
         );
     }
 }

@@ -8,7 +8,9 @@
 pub mod serve;
 
 use crate::bus::{failover, Bus, BusError};
-use crate::messages::{CommandReply, EventAccepted, GatewayCommand, NotifyRequest, Query};
+use crate::messages::{
+    CommandReply, EventAccepted, GatewayCommand, NotifyRequest, Publisher, Query,
+};
 use crate::metrics::{HistogramFamily, Metrics, LATENCY_BUCKETS};
 use crate::protocol::notify::Notify;
 use crate::HeraldError;
@@ -149,9 +151,20 @@ impl Requester {
     /// Hands `notify` to a dispatcher as event `id`; returns the id once it was published to
     /// the gateways. Sending the same id again is harmless (gateways deliver it once).
     pub async fn notify(&self, id: &str, notify: &Notify) -> Result<String, HeraldError> {
+        self.notify_from(id, notify, None).await
+    }
+
+    /// [`Requester::notify`] for an event a client published from connection `from`.
+    pub async fn notify_from(
+        &self,
+        id: &str,
+        notify: &Notify,
+        from: Option<Publisher>,
+    ) -> Result<String, HeraldError> {
         let request = NotifyRequest {
             id: id.to_string(),
             notify,
+            from,
         };
         Ok(self.send(&request).await?.id)
     }

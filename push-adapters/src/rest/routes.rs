@@ -192,6 +192,7 @@ async fn tokens(
         exp: now + ttl,
         iat: Some(now),
         channels: wanted.channels,
+        publish: Vec::new(),
         jti: wanted
             .once
             .then(|| format!("{:032x}", rand::random::<u128>())),
