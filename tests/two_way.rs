@@ -392,3 +392,55 @@ fn check_config_names_a_bad_rpc_table() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn a_dispatcher_refuses_a_publish_for_a_connection_that_did_not_join() {
+    use herald_core::messages::Publisher;
+    use herald_core::protocol::notify::Notify;
+    let nats = Nats::start();
+    let herald = Herald::serve(Some(&nats.url), PUBLISH_ARGS);
+    let mut alice = Ws::user(&herald.ws_url, "alice", &["chat-1"]).await;
+    let mut bob = Ws::user(&herald.ws_url, "bob", &["chat-1", "chat-2"]).await;
+    // What a compromised gateway could send on herald.publish, straight onto NATS.
+    let client = async_nats::connect(&nats.url).await.expect("NATS");
+    let bus = Arc::new(herald_core::bus::NatsBus::new(client));
+    let requests = herald_core::requests::Requester::new(bus, DEADLINE);
+    let forge = |channel: &str, user: &str| {
+        let notify = Notify::decode(
+            json!({"event": "FORGED", "targets": {"channels": [channel]}, "payload": 1})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("notify");
+        let from = Publisher {
+            user: user.into(),
+            conn: alice.conn.clone(),
+        };
+        (notify, from)
+    };
+    for (channel, user) in [("chat-2", "alice"), ("chat-1", "mallory")] {
+        let (notify, from) = forge(channel, user);
+        let refused = requests
+            .notify_from(
+                &herald_core::messages::EventIds::fresh(),
+                &notify,
+                Some(from),
+            )
+            .await
+            .expect_err("a forged publish");
+        assert_eq!(refused.code, herald_core::ErrorCode::Forbidden, "{refused}");
+    }
+    // The real member's publish, sent the same way, goes through: the check is KV, not luck.
+    let (notify, from) = forge("chat-1", "alice");
+    requests
+        .notify_from(
+            &herald_core::messages::EventIds::fresh(),
+            &notify,
+            Some(from),
+        )
+        .await
+        .expect("a member's publish");
+    assert_eq!(bob.event().await["event"], "FORGED");
+    bob.assert_quiet().await;
+    alice.assert_quiet().await;
+}

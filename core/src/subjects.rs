@@ -27,6 +27,10 @@ pub const CMD: &str = "herald.cmd";
 pub const HEARTBEAT: &str = "herald.heartbeat";
 /// Adapter → dispatcher notify requests.
 pub const NOTIFY: &str = "herald.notify";
+/// Gateway → dispatcher: events clients published (checked against KV before they go out).
+pub const PUBLISH: &str = "herald.publish";
+/// Gateway → RPC backends on NATS: `herald.rpc.<method>`, answered by request/reply.
+pub const RPC_PREFIX: &str = "herald.rpc.";
 /// REST → dispatcher queries.
 pub const QUERY: &str = "herald.query";
 /// Dispatcher → all gateways: events to deliver.

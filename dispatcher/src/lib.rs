@@ -130,6 +130,7 @@ pub async fn start(
     let commands = bus.subscribe(subjects::CMD, queue).await?;
     let heartbeats = bus.subscribe(subjects::HEARTBEAT, queue).await?;
     let notifies = bus.subscribe(subjects::NOTIFY, queue).await?;
+    let publishes = bus.subscribe(subjects::PUBLISH, queue).await?;
     let queries = bus.subscribe(subjects::QUERY, queue).await?;
     bus.flush().await?;
     tracing::info!("dispatcher ready");
@@ -161,10 +162,21 @@ pub async fn start(
     tracker.spawn(serve(
         queries,
         bus.clone(),
-        limit,
+        limit.clone(),
         tracker.clone(),
         shutdown.clone(),
         move |query| queries::answer(c.clone(), query),
+    ));
+    // Client publishes each after a KV read, concurrently; one connection's come one by one
+    // (its gateway waits for each answer), so their order is kept.
+    let c = context.clone();
+    tracker.spawn(serve(
+        publishes,
+        bus.clone(),
+        limit,
+        tracker.clone(),
+        shutdown.clone(),
+        move |request| notify::client_published(c.clone(), request),
     ));
     // Notifies one after another, so events reach gateways in the order this dispatcher
     // accepted them.

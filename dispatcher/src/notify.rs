@@ -1,19 +1,76 @@
-//! Notify requests from adapters: validated and published once to every gateway, under the id
-//! the adapter chose.
+//! Notify requests from adapters, and events clients published through their gateway:
+//! validated and published once to every gateway, under the id the sender chose.
 
 use crate::Context;
 use bytes::Bytes;
 use herald_core::messages::{Delivery, EventAccepted, EventIds, NotifyRequest};
 use herald_core::protocol::notify::Notify;
-use herald_core::{subjects, HeraldError};
+use herald_core::subjects::{self, ConnId};
+use herald_core::{ErrorCode, HeraldError};
 use std::sync::Arc;
 
-/// Publishes one event to the gateways; answers its id.
+/// Publishes one event from an adapter to the gateways; answers its id.
 pub(crate) async fn publish(
     context: Arc<Context>,
     request: NotifyRequest<Notify>,
 ) -> Result<EventAccepted, HeraldError> {
-    let result = deliver(&context, request).await;
+    let result = match request.from {
+        Some(_) => Err(HeraldError::bad_request(
+            "an adapter's notify names no publishing client",
+        )),
+        None => deliver(&context, request).await,
+    };
+    counted(&context, result)
+}
+
+/// Publishes one event a client published to the gateways, once KV confirms that its
+/// connection is identified as the user it names and joined the one channel it targets.
+pub(crate) async fn client_published(
+    context: Arc<Context>,
+    request: NotifyRequest<Notify>,
+) -> Result<EventAccepted, HeraldError> {
+    let result = match member_publishing(&context, &request).await {
+        Ok(()) => deliver(&context, request).await,
+        Err(e) => Err(e),
+    };
+    counted(&context, result)
+}
+
+async fn member_publishing(
+    context: &Context,
+    request: &NotifyRequest<Notify>,
+) -> Result<(), HeraldError> {
+    let refused = |why: &str| Err(HeraldError::new(ErrorCode::Forbidden, why.to_string()));
+    let Some(from) = &request.from else {
+        return refused("a client publish must name its connection");
+    };
+    let targets = &request.notify.targets;
+    let [channel] = targets.channels.as_slice() else {
+        return refused("a client publishes to exactly one channel");
+    };
+    if !targets.users.is_empty() || targets.broadcast {
+        return refused("a client publishes to exactly one channel");
+    }
+    let Some(conn) = ConnId::parse(&from.conn) else {
+        return Err(HeraldError::bad_request("malformed connection id"));
+    };
+    let member = context
+        .presence
+        .is_member(&conn, &from.user, channel)
+        .await
+        .map_err(|e| {
+            HeraldError::unavailable(format!("presence store unavailable, try again: {e}"))
+        })?;
+    if !member {
+        return refused("the publishing connection is not a member of the channel");
+    }
+    Ok(())
+}
+
+fn counted(
+    context: &Context,
+    result: Result<EventAccepted, HeraldError>,
+) -> Result<EventAccepted, HeraldError> {
     match &result {
         Ok(_) => context.events_accepted.inc(),
         Err(_) => context.events_refused.inc(),

@@ -68,6 +68,17 @@ impl Presence {
         self.kv.delete(&subjects::channel_key(channel, conn)).await
     }
 
+    /// Whether `conn`, identified as `user`, is a member of `channel` in KV.
+    pub async fn is_member(
+        &self,
+        conn: &ConnId,
+        user: &str,
+        channel: &str,
+    ) -> Result<bool, KvError> {
+        let member = self.kv.get(&subjects::channel_key(channel, conn)).await?;
+        Ok(member.is_some_and(|of| of.as_ref() == user.as_bytes()))
+    }
+
     /// The user `conn` is identified as, if it is in KV.
     pub async fn user_of(&self, conn: &ConnId) -> Result<Option<String>, KvError> {
         Ok(self

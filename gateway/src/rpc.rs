@@ -161,7 +161,7 @@ async fn over_bus(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Value, HeraldError> {
-    let subject = format!("herald.rpc.{method}");
+    let subject = format!("{}{method}", herald_core::subjects::RPC_PREFIX);
     match bus.request(&subject, body.into(), timeout).await {
         Ok(answer) => serde_json::from_slice(&answer).map_err(|e| {
             HeraldError::new(

@@ -210,7 +210,12 @@ impl<N: Serialize + Send + Sync> Request for NotifyRequest<N> {
     type Answer = EventAccepted;
 
     fn subject(&self) -> &'static str {
-        crate::subjects::NOTIFY
+        // Apart from the adapters' subject, so NATS permissions keep a gateway from sending
+        // anything but its clients' publishes, which a dispatcher checks against KV.
+        match self.from {
+            Some(_) => crate::subjects::PUBLISH,
+            None => crate::subjects::NOTIFY,
+        }
     }
 }
 
