@@ -18,6 +18,8 @@ export interface EventMeta {
   id: string;
   event: string;
   via: Via;
+  /** Set when another client published the event (`publish`): who sent it. */
+  from?: { user: string };
 }
 
 /** A server reply frame: `ok` (with `user` after ident) or `pong`. */
@@ -30,8 +32,10 @@ export interface ReplyFrame {
 
 /**
  * Rejection of a request. `code` is the server's (`bad_request`, `unauthorized`, `forbidden`,
- * `too_large`, `rate_limited`, `unavailable`, `internal`) or the client's own: `timeout` (no reply
- * in time), `disconnected` (internal requests only), `closed` (after `close()`).
+ * `not_found`, `too_large`, `rate_limited`, `unavailable`, `internal`), an RPC backend's
+ * application code (`app_1000` to `app_1999`), or the client's own: `timeout` (no reply in time),
+ * `disconnected` (a publish or RPC whose connection was lost before its answer; internal
+ * requests), `closed` (after `close()`).
  */
 export interface HeraldError extends Error {
   code: string;
@@ -99,6 +103,14 @@ export class Herald {
   /** Join a channel; it is joined again after every reconnect until `leave`. */
   join(channel: string): Promise<ReplyFrame>;
   leave(channel: string): Promise<ReplyFrame>;
+  /**
+   * Send an event to the members of a channel this client joined (allowed by the token's
+   * `publish` claim or the server's `client_publish`); resolves once a dispatcher accepted it.
+   * Other members receive it with `meta.from`; this connection does not.
+   */
+  publish(channel: string, event: string, payload?: unknown): Promise<{ event_id: string }>;
+  /** Call a backend method; resolves with its result, rejects with a coded HeraldError. */
+  rpc<T = unknown>(method: string, data?: unknown, options?: { timeoutMs?: number }): Promise<T>;
   /** Round trip to the server in ms. */
   ping(): Promise<number>;
 

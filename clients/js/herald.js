@@ -108,6 +108,18 @@ export class Herald {
     return this._request({ type: "leave", channel });
   }
 
+  /** Send an event to the members of a joined channel; resolves with `{event_id}` once a dispatcher accepted it. Not sent again after a lost connection (it rejects with code `disconnected`: it may or may not have gone out). */
+  publish(channel, event, payload = null) {
+    return this._request({ type: "publish", channel, event, payload }, null, { once: true })
+      .then((ok) => ({ event_id: ok.event_id }));
+  }
+
+  /** Call a backend method; resolves with its result, rejects with its error code (`app_1000`..`app_1999`, `not_found`, `unavailable`, …). `timeoutMs` bounds the wait (default: the client's). Not sent again after a lost connection. */
+  rpc(method, data = null, { timeoutMs } = {}) {
+    return this._request({ type: "rpc", method, data }, null, { once: true, timeoutMs })
+      .then((result) => result.data);
+  }
+
   /** Round trip to the server; resolves with the time it took in ms. */
   ping() {
     const start = Date.now();
@@ -148,15 +160,15 @@ export class Herald {
   // ---- requests ----
 
   /** Send a request and await its reply. With `link` it is the client's own (restore, ping) and goes out at once on that link; otherwise it waits until the client is connected. */
-  _request(frame, link = null) {
+  _request(frame, link = null, { once = false, timeoutMs = this.options.timeoutMs } = {}) {
     if (this._closed) return Promise.reject(heraldError("closed", "the client was closed"));
     return new Promise((resolve, reject) => {
       const id = this._nextId++;
-      const entry = { frame: { ...frame, id }, resolve, reject, internal: !!link, link: null };
+      const entry = { frame: { ...frame, id }, resolve, reject, internal: !!link, once, link: null };
       entry.timer = setTimeout(() => {
         this._pending.delete(id);
-        reject(heraldError("timeout", `no reply to ${frame.type} within ${this.options.timeoutMs} ms`));
-      }, this.options.timeoutMs);
+        reject(heraldError("timeout", `no reply to ${frame.type} within ${timeoutMs} ms`));
+      }, timeoutMs);
       this._pending.set(id, entry);
       const target = link ?? (this.state === "connected" ? this._link : null);
       if (target) this._transmit(entry, target);
@@ -173,14 +185,16 @@ export class Herald {
     for (const e of this._pending.values()) if (!e.internal && !e.link) this._transmit(e, this._link);
   }
 
-  /** A link is gone: the application's requests on it wait for the next one; the client's own fail (their caller starts over anyway). */
+  /** A link is gone: the application's requests on it wait for the next one, except publishes and RPCs, which may have taken effect and must not happen twice; the client's own fail (their caller starts over anyway). */
   _requeue(link) {
     for (const [id, e] of this._pending) {
       if (e.link !== link) continue;
-      if (!e.internal) { e.link = null; continue; }
+      if (!e.internal && !e.once) { e.link = null; continue; }
       clearTimeout(e.timer);
       this._pending.delete(id);
-      e.reject(heraldError("disconnected", "the connection was lost"));
+      e.reject(heraldError("disconnected", e.once
+        ? `the connection was lost before the ${e.frame.type} was answered; it may or may not have taken effect`
+        : "the connection was lost"));
     }
   }
 
@@ -190,7 +204,7 @@ export class Herald {
     if (!f || typeof f !== "object") return;
     switch (f.type) {
       case "welcome": return this._onWelcome(link, f);
-      case "ok": case "pong": case "error": return this._settle(f);
+      case "ok": case "pong": case "result": case "error": return this._settle(f);
       case "event": return this._dispatch(f);
       default: // frame types of a newer server: not ours to judge
     }
@@ -217,6 +231,7 @@ export class Herald {
       if (this._seenOrder.length > 256) this._seen.delete(this._seenOrder.shift());
     }
     const meta = { id: f.id, event: f.event, via: { users: f.via?.users ?? [], channels: f.via?.channels ?? [] } };
+    if (f.from) meta.from = { user: f.from.user };
     this._emit(f.event, f.payload, meta);
     this._emit("*", f.payload, meta);
   }

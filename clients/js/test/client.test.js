@@ -81,6 +81,59 @@ test("an error frame rejects its request with code and message; the connection s
   h.close();
 });
 
+test("publish resolves with the event id, rpc with the result; errors keep their codes", async () => {
+  const { h, world } = setup();
+  world.respond = (f) => {
+    if (f.type === "publish") return f.channel === "chat"
+      ? { type: "ok", id: f.id, event_id: "e-9" }
+      : { type: "error", id: f.id, code: "forbidden", message: "join it first" };
+    if (f.type === "rpc") return f.method === "calc.double"
+      ? { type: "result", id: f.id, data: f.data * 2 }
+      : { type: "error", id: f.id, code: "app_1001", message: "always fails" };
+    return defaultRespond(f);
+  };
+  const ws = await waitFor(() => lastSocket(world));
+  ws.accept();
+  assert.deepEqual(await h.publish("chat", "MESSAGE:NEW", { text: "hi" }), { event_id: "e-9" });
+  assert.deepEqual(ws.sent.at(-1), { type: "publish", id: 1, channel: "chat", event: "MESSAGE:NEW", payload: { text: "hi" } });
+  await assert.rejects(h.publish("news", "X"), { code: "forbidden", message: "join it first" });
+  assert.equal(await h.rpc("calc.double", 21), 42);
+  assert.deepEqual(ws.sent.at(-1), { type: "rpc", id: 3, method: "calc.double", data: 21 });
+  await assert.rejects(h.rpc("calc.fail"), { code: "app_1001", message: "always fails" });
+  h.close();
+});
+
+test("an rpc has its own timeout; a publish or rpc in flight when the connection drops is not sent again", async () => {
+  const { h, world } = setup();
+  world.respond = (f) => (f.type === "rpc" || f.type === "publish" ? null : defaultRespond(f));
+  (await waitFor(() => lastSocket(world))).accept();
+  await h.ident({ token: "alice" });
+  await assert.rejects(h.rpc("calc.slow", 1, { timeoutMs: 30 }), { code: "timeout", message: /within 30 ms/ });
+  const publish = h.publish("chat", "M", 1);
+  const rpc = h.rpc("calc.slow", 2);
+  await waitFor(() => world.sockets[0].sent.filter((f) => f.type === "publish" || f.type === "rpc").length === 3);
+  world.sockets[0].drop();
+  await assert.rejects(publish, { code: "disconnected", message: /may or may not/ });
+  await assert.rejects(rpc, { code: "disconnected" });
+  const ws2 = await waitFor(() => world.sockets[1]);
+  ws2.accept();
+  await waitFor(() => h.state === "connected");
+  assert.deepEqual(sentTypes(ws2), ["ident"]);
+  h.close();
+});
+
+test("an event another client published carries meta.from", async () => {
+  const { h, world } = setup();
+  const ws = await waitFor(() => lastSocket(world));
+  ws.accept();
+  await waitFor(() => h.state === "connected");
+  const got = [];
+  h.on("M", (payload, meta) => got.push(meta));
+  ws.push({ type: "event", id: "p1", event: "M", payload: 1, via: { channels: ["chat"] }, from: { user: "bob" } });
+  assert.deepEqual(got, [{ id: "p1", event: "M", via: { users: [], channels: ["chat"] }, from: { user: "bob" } }]);
+  h.close();
+});
+
 test("a request with no reply fails with code timeout", async () => {
   const { h, world } = setup({ timeoutMs: 40 });
   world.respond = () => null;
