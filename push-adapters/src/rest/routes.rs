@@ -144,6 +144,9 @@ struct TokenRequest {
     user: String,
     #[serde(default)]
     channels: Vec<String>,
+    /// Channel patterns the user may publish to from a connection.
+    #[serde(default)]
+    publish: Vec<String>,
     #[serde(default)]
     ttl_secs: Option<u64>,
     #[serde(default)]
@@ -159,7 +162,7 @@ async fn tokens(
     let bytes = body::read(request, 0).await?;
     let wanted: TokenRequest = body::json(&bytes)?;
     check_name("user", &wanted.user)?;
-    for pattern in &wanted.channels {
+    for pattern in wanted.channels.iter().chain(&wanted.publish) {
         let plain = pattern.replace('*', "");
         if !(plain.is_empty() || herald_core::names::is_valid_name(&plain)) || pattern.len() > 128 {
             return Err(HeraldError::bad_request(format!(
@@ -192,7 +195,7 @@ async fn tokens(
         exp: now + ttl,
         iat: Some(now),
         channels: wanted.channels,
-        publish: Vec::new(),
+        publish: wanted.publish,
         jti: wanted
             .once
             .then(|| format!("{:032x}", rand::random::<u128>())),
