@@ -120,7 +120,8 @@ function onChat(payload, meta) {
   const name = payload?.channel ?? meta.via.channels[0] ?? "chat";
   if (!channels.has(name)) channels.set(name, { messages: [], unread: 0 });
   const channel = channels.get(name);
-  const message = { user: String(payload?.user ?? "?"), text: String(payload?.text ?? ""), at: payload?.at ?? Date.now(), via: meta.via };
+  // A client's publish names its sender in `from` (Herald sets it); a backend's event in its payload.
+  const message = { user: String(meta.from?.user ?? payload?.user ?? "?"), text: String(payload?.text ?? ""), at: payload?.at ?? Date.now(), via: meta.via };
   channel.messages.push(message);
   if (channel.messages.length > 500) channel.messages.shift();
   people.set(message.user, Date.now());
@@ -293,8 +294,12 @@ $("composer").addEventListener("submit", async (e) => {
   if (!text || !token) return;
   $("send").disabled = true;
   try {
-    // The message is shown when its event comes back through Herald, not before: the round trip is the demo.
-    await postJson("/demo/publish", { token, channel: current, text });
+    // Client publish: the other members get it through Herald; this page shows its own copy once a
+    // dispatcher accepted it (the sender is not sent its own event back).
+    const channel = current;
+    const payload = { channel, text, at: Date.now() };
+    const { event_id } = await herald.publish(channel, "CHAT:MESSAGE", payload);
+    onChat(payload, { id: event_id, event: "CHAT:MESSAGE", via: { users: [], channels: [channel] }, from: { user: me } });
     input.value = "";
   } catch (err) {
     logLine({ level: "error", msg: `send failed: ${err.message}` });

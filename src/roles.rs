@@ -205,10 +205,10 @@ async fn start_gateway(
     .await?;
     let mut router = gateway.router();
     if demo {
-        router = router.merge(herald_gateway::demo::router(
-            bus.clone(),
-            required_jwt_secret(settings, "the demo's tokens")?,
-        ));
+        router = router.merge(herald_gateway::demo::router(required_jwt_secret(
+            settings,
+            "the demo's tokens",
+        )?));
     }
     Ok((gateway, router))
 }

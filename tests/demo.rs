@@ -1,6 +1,6 @@
 //! The demo's endpoints are a development convenience that must not become a hole: on only for
 //! a plain local `herald serve` (or when asked), loud about it, loopback unless told otherwise,
-//! minting small tokens, and posting only where the caller's token allows.
+//! minting small tokens that publish only where their holder may join.
 
 mod support;
 
@@ -50,58 +50,28 @@ async fn a_local_serve_warns_and_its_tokens_grant_no_private_channel_for_long() 
 }
 
 #[tokio::test]
-async fn demo_publish_needs_a_grant_for_private_channels() {
+async fn demo_tokens_publish_only_where_they_may_join() {
     let herald = Herald::serve(None, &[]);
-    let base = herald.base.as_str();
     let mut hr = Ws::connect(&herald.ws_url).await;
     hr.ident(&token("hr", &["private-*"])).await;
     assert_eq!(hr.join("private-payroll").await["type"], "ok");
+    assert_eq!(hr.join("chat").await["type"], "ok");
 
-    let demo = demo_token(base, "mallory").await;
-    let (status, body) = post(
-        base,
-        "/demo/publish",
-        json!({"token": demo, "channel": "private-payroll", "text": "pay me"}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("forbidden")),
-        "{body}"
-    );
-
-    let granted = token("boss", &["private-payroll"]);
-    let (status, body) = post(
-        base,
-        "/demo/publish",
-        json!({"token": granted, "channel": "private-payroll", "text": "bonus"}),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    let mut mallory = Ws::connect(&herald.ws_url).await;
+    let demo = demo_token(&herald.base, "mallory").await;
+    assert_eq!(mallory.ident(&demo).await["type"], "ok");
+    assert_eq!(mallory.join("private-payroll").await["code"], "forbidden");
+    let publish = |channel: &str| json!({"type": "publish", "channel": channel, "event": "CHAT:MESSAGE", "payload": {"text": "pay me"}});
+    let refused = mallory.request(publish("private-payroll")).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert_eq!(mallory.join("chat").await["type"], "ok");
+    assert_eq!(mallory.request(publish("chat")).await["type"], "ok");
     let event = hr.event().await;
-    assert_eq!(event["payload"]["text"], "bonus");
-    assert_eq!(event["payload"]["user"], "boss");
-    hr.assert_quiet().await;
-}
-
-#[tokio::test]
-async fn demo_publish_spends_one_time_tokens() {
-    let herald = Herald::serve(None, &[]);
-    let base = herald.base.as_str();
-    let (status, body) = herald
-        .rest
-        .post("/v1/tokens", json!({"user": "once", "once": true}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let once = body["token"].as_str().expect("token").to_string();
-    let publish = json!({"token": once, "channel": "chat", "text": "hi"});
-    assert_eq!(post(base, "/demo/publish", publish.clone()).await.0, 202);
-    let (status, body) = post(base, "/demo/publish", publish).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("unauthorized")),
-        "a one-time token works once: {body}"
+        (&event["from"]["user"], &event["via"]["channels"]),
+        (&json!("mallory"), &json!(["chat"]))
     );
+    hr.assert_quiet().await;
 }
 
 #[tokio::test]

@@ -62,15 +62,6 @@ pub enum GatewayCommand {
         /// The gateway id.
         gateway: String,
     },
-    /// May the holder of `auth` post to `channel`? Checked exactly as an ident followed by a
-    /// join (a one-time token is spent), without recording a connection; answered
-    /// [`CommandReply::Identified`]. The demo's `/demo/publish` asks this.
-    Authorize {
-        /// The credentials the caller sent.
-        auth: IdentAuth,
-        /// The channel it wants to post to.
-        channel: String,
-    },
 }
 
 impl GatewayCommand {

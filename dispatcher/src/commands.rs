@@ -105,21 +105,6 @@ pub(crate) async fn execute(
             crate::liveness::reap(context, &gateway, "gateway_stopped").await;
             Ok(CommandReply::Done)
         }
-        GatewayCommand::Authorize { auth, channel } => {
-            herald_core::names::check_name("channel", &channel)?;
-            // Not a connection: a fresh id as the spender, so a one-time token is never
-            // accepted here twice.
-            let spender = ConnId::random("authorize");
-            let identity = match authenticate(context, &spender, auth).await {
-                Ok(identity) => identity,
-                Err(e) => {
-                    context.idents_failed.inc();
-                    return Err(e);
-                }
-            };
-            check_channel_grant(&identity.grants, &channel)?;
-            Ok(identity.into_reply())
-        }
     }
 }
 

@@ -79,6 +79,13 @@ pub(crate) struct Publishing<'a> {
     pub joined: bool,
 }
 
+/// What a client publishes.
+pub(crate) struct Outgoing {
+    pub channel: String,
+    pub event: String,
+    pub payload: Value,
+}
+
 /// The publish hook's body.
 #[derive(Serialize)]
 struct HookCall<'a> {
@@ -105,19 +112,18 @@ pub(crate) async fn prepare(
     client: &reqwest::Client,
     bucket: &mut PublishBucket,
     who: Publishing<'_>,
-    channel: String,
-    event: String,
-    payload: Value,
+    outgoing: Outgoing,
     max_payload_bytes: usize,
 ) -> Result<(String, Notify, Publisher), HeraldError> {
+    let channel = &outgoing.channel;
     if !who.joined {
         return Err(HeraldError::new(
             ErrorCode::Forbidden,
             format!("join channel {channel:?} before publishing to it"),
         ));
     }
-    if !token::grants_allow(&config.channels, &channel)
-        && !token::grants_allow(who.token_patterns, &channel)
+    if !token::grants_allow(&config.channels, channel)
+        && !token::grants_allow(who.token_patterns, channel)
     {
         return Err(HeraldError::new(
             ErrorCode::Forbidden,
@@ -129,20 +135,8 @@ pub(crate) async fn prepare(
     }
     bucket.take(config.rate_per_sec)?;
     let payload = match &config.hook {
-        None => payload,
-        Some(hook) => {
-            vetted(
-                config,
-                client,
-                hook,
-                &who,
-                &channel,
-                &event,
-                payload,
-                max_payload_bytes,
-            )
-            .await?
-        }
+        None => outgoing.payload,
+        Some(hook) => vetted(config, client, hook, &who, &outgoing, max_payload_bytes).await?,
     };
     let payload = serde_json::value::to_raw_value(&payload).map_err(HeraldError::internal)?;
     if payload.get().len() > max_payload_bytes {
@@ -155,9 +149,9 @@ pub(crate) async fn prepare(
         ));
     }
     let notify = Notify {
-        event,
+        event: outgoing.event,
         targets: Targets {
-            channels: vec![channel],
+            channels: vec![outgoing.channel],
             ..Targets::default()
         },
         payload,
@@ -170,21 +164,18 @@ pub(crate) async fn prepare(
 }
 
 /// Asks the publish hook; answers the payload to send (the client's, or the hook's rewrite).
-#[allow(clippy::too_many_arguments)]
 async fn vetted(
     config: &PublishConfig,
     client: &reqwest::Client,
     hook: &BackendEndpoint,
     who: &Publishing<'_>,
-    channel: &str,
-    event: &str,
-    payload: Value,
+    outgoing: &Outgoing,
     max_answer_bytes: usize,
 ) -> Result<Value, HeraldError> {
     let call = HookCall {
-        channel,
-        event,
-        payload: &payload,
+        channel: &outgoing.channel,
+        event: &outgoing.event,
+        payload: &outgoing.payload,
         user: who.user,
         conn: who.conn,
     };
@@ -206,7 +197,7 @@ async fn vetted(
                 .unwrap_or_else(|| "the publish hook refused this publish".into()),
         ));
     }
-    Ok(answer.payload.unwrap_or(payload))
+    Ok(answer.payload.unwrap_or_else(|| outgoing.payload.clone()))
 }
 
 #[cfg(test)]

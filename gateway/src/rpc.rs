@@ -225,10 +225,10 @@ fn client_code(code: &str) -> Option<Cow<'static, str>> {
     if let Some(herald) = ErrorCode::parse(code) {
         return Some(Cow::Borrowed(herald.as_str()));
     }
-    let number: u16 = code.strip_prefix("app_")?.parse().ok()?;
-    (1000..=1999)
-        .contains(&number)
-        .then(|| Cow::Owned(format!("app_{number}")))
+    let digits = code.strip_prefix("app_")?;
+    let number: u16 = digits.parse().ok()?;
+    // Exactly four digits as written: `app_01000` or `app_+1000` are not the code `app_1000`.
+    ((1000..=1999).contains(&number) && digits.len() == 4).then(|| Cow::Owned(code.to_string()))
 }
 
 #[cfg(test)]

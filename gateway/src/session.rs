@@ -2,7 +2,7 @@
 //! then identified; turns client frames into dispatcher commands and reply frames.
 
 use crate::outbox::{CloseReason, OutboxReceiver};
-use crate::publish::{PublishBucket, Publishing};
+use crate::publish::{Outgoing, PublishBucket, Publishing};
 use crate::registry::Connection;
 use crate::Shared;
 use herald_core::messages::{CommandReply, GatewayCommand};
@@ -288,9 +288,11 @@ async fn publish(
         &shared.backend_client,
         bucket,
         who,
-        channel,
-        event,
-        payload,
+        Outgoing {
+            channel,
+            event,
+            payload,
+        },
         shared.config.max_frame_bytes,
     )
     .await?;

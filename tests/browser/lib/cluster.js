@@ -124,10 +124,11 @@ async function listening(proc, role) {
 }
 
 /**
- * A whole Herald installation on loopback. `name` labels the logs written to output/logs/.
+ * A whole Herald installation on loopback. `name` labels the logs written to output/logs/;
+ * `gatewayArgs` are added to the gateway's command line.
  * Returns URLs, credentials, `restartGateway()` and `stop()`.
  */
-export async function startCluster(name) {
+export async function startCluster(name, { gatewayArgs = [] } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "herald-browser-"));
   const procs = [];
   const cluster = {
@@ -155,7 +156,7 @@ export async function startCluster(name) {
     cluster.restUrl = await listening(rest, "rest");
 
     const startGateway = async (listen) => {
-      const gateway = start("gateway", HERALD_BIN, ["gateway", "--nats", cluster.natsUrl, "--listen", listen, "--demo", ...secret]);
+      const gateway = start("gateway", HERALD_BIN, ["gateway", "--nats", cluster.natsUrl, "--listen", listen, "--demo", ...secret, ...gatewayArgs]);
       cluster.gateway = gateway;
       return listening(gateway, "gateway");
     };
