@@ -13,9 +13,13 @@
 #   idle       IDLE_CONNS idle connections joined to 2 channels: gateway RSS per connection;
 #              then NATS_IDLE_CONNS raw nats-server WebSocket connections for reference
 #   ingest     REST POSTs/s with INGEST_CLIENTS concurrent clients
+#   publish    SUBS subscribers in one channel, EVENTS events published by one client connection
+#              (`publish` frames), beside one REST publisher and raw nats-server, same sizes
+#   rpc        RPC round trips/s from RPC_CLIENTS WebSocket clients to a backend on NATS (served
+#              by herald-bench), RPC_SECS per level, beside the same calls straight over NATS
 #   broadcast  BROADCAST_CONNS connections over the gateways, each receiving BROADCAST_EVENTS
 #              broadcasts
-#   all        fanout latency channels idle ingest
+#   all        fanout latency channels idle ingest publish rpc
 #   faults     alone: herald-bench starts its own deployments and breaks one part of each
 #              half-way through a steady load (dispatcher, gateway, NATS node, slow reader,
 #              NATS restart); FAULT_ARGS passes flags (e.g. "--scenario gateway --rate 100")
@@ -24,7 +28,7 @@
 # RATES ("25 200"), RATE_SECS (20), LAT_CONCURRENCY (4), CHANNEL_SUBS (1000), CHANNELS (100),
 # PER_CONN (2), CHANNEL_EVENTS (2000), IDLE_CONNS (20000), NATS_IDLE_CONNS (10000),
 # IDLE_HOLD (10), INGEST_CLIENTS (1,16,64), INGEST_SECS (5), BROADCAST_CONNS (80000),
-# BROADCAST_EVENTS (10), STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a
+# BROADCAST_EVENTS (10), RPC_CLIENTS (1,16,64), RPC_SECS (5), STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a
 # failure), BENCH_ARGS (extra herald-bench flags), PROFILE (release; or debug), SKIP_BUILD (0),
 # RESULTS (file the JSON result lines are appended to), HERALD_LOG (warn), OUTBOX_CAPACITY
 # (the gateways' --outbox-capacity; their default when unset), OUTBOX_MAX_BYTES (with
@@ -56,6 +60,8 @@ INGEST_CLIENTS="${INGEST_CLIENTS:-1,16,64}"
 INGEST_SECS="${INGEST_SECS:-5}"
 BROADCAST_CONNS="${BROADCAST_CONNS:-80000}"
 BROADCAST_EVENTS="${BROADCAST_EVENTS:-10}"
+RPC_CLIENTS="${RPC_CLIENTS:-1,16,64}"
+RPC_SECS="${RPC_SECS:-5}"
 STRICT="${STRICT:-0}"
 BENCH_ARGS="${BENCH_ARGS:-}"
 PROFILE="${PROFILE:-release}"
@@ -70,13 +76,13 @@ export HERALD_MAX_CONNECTIONS="${HERALD_MAX_CONNECTIONS:-1000000}"
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout latency idle ingest)
 if [ "${scenarios[*]}" = "all" ]; then
-  scenarios=(fanout latency channels idle ingest)
+  scenarios=(fanout latency channels idle ingest publish rpc)
 fi
 for s in "${scenarios[@]}"; do
   case "$s" in
-    fanout|latency|channels|idle|ingest|broadcast) ;;
+    fanout|latency|channels|idle|ingest|broadcast|publish|rpc) ;;
     faults) [ ${#scenarios[@]} -eq 1 ] || { echo "run.sh: run faults alone" >&2; exit 2; } ;;
-    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast all faults)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast publish rpc all faults)" >&2; exit 2 ;;
   esac
 done
 
@@ -229,7 +235,9 @@ outbox_args=()
 [ -n "$OUTBOX_CAPACITY" ] && outbox_args=(--outbox-capacity "$OUTBOX_CAPACITY"
   --outbox-max-bytes "${OUTBOX_MAX_BYTES:-67108864}")
 for i in $(seq 1 "$GATEWAYS"); do
-  start_role "gateway$i" gateway --nats "$nats_url" --listen 127.0.0.1:0 --jwt-secret "$secret" "${outbox_args[@]}"
+  # A publisher connection of the `publish` scenario sends as fast as it is answered.
+  start_role "gateway$i" gateway --nats "$nats_url" --listen 127.0.0.1:0 --jwt-secret "$secret" \
+    --client-publish-rate 1000000 "${outbox_args[@]}"
   gateway_pids+=(--gateway-pid "$last_pid")
   gateway_args+=(--gateway "$(announced_url "gateway$i")")
 done
@@ -313,6 +321,17 @@ for scenario in "${scenarios[@]}"; do
       ;;
     ingest)
       bench_run ingest "${herald_args[@]}" --clients "$INGEST_CLIENTS" --secs "$INGEST_SECS" --label "ingest herald"
+      ;;
+    publish)
+      bench_run fanout "${herald_args[@]}" --via client --subscribers "$SUBS" --events "$EVENTS" \
+        --concurrency 1 --label "client publish herald"
+      bench_run fanout "${herald_args[@]}" --subscribers "$SUBS" --events "$EVENTS" \
+        --concurrency 1 --label "rest publish herald, 1 publisher"
+      bench_run fanout "${nats_args[@]}" --subscribers "$SUBS" --events "$EVENTS" --label "publish $ref_version"
+      ;;
+    rpc)
+      bench_run rpc "${herald_args[@]}" --nats "$nats_url" --clients "$RPC_CLIENTS" --secs "$RPC_SECS" \
+        --label "rpc herald over nats"
       ;;
     broadcast)
       bench_run fanout "${herald_args[@]}" --broadcast --subscribers "$BROADCAST_CONNS" \

@@ -15,8 +15,9 @@ export CHANNEL_SUBS=8 CHANNELS=4 PER_CONN=2 CHANNEL_EVENTS=40
 export IDLE_CONNS=10 NATS_IDLE_CONNS=10 IDLE_HOLD=1
 export INGEST_CLIENTS=1,4 INGEST_SECS=1
 export BROADCAST_CONNS=6 BROADCAST_EVENTS=5
+export RPC_CLIENTS=1,4 RPC_SECS=1
 export BENCH_ARGS="--max-secs 60 --drain-secs 10 --conns-per-proc 4"
-"$here/run.sh" fanout latency channels idle ingest broadcast
+"$here/run.sh" fanout latency channels idle ingest broadcast publish rpc
 # Two fault scenarios, tiny: a dispatcher and a gateway killed (about 25 s).
 SKIP_BUILD=1 FAULT_ARGS="--clients 8 --rate 20 --phase-secs 2 --scenario dispatcher --scenario gateway" \
   exec "$here/run.sh" faults

@@ -4,7 +4,9 @@
 use crate::plan::{FromWorker, Layout, ReadyReport, Target, ToWorker, WorkerResult, WorkerSpec};
 use crate::publisher::{self, Plan};
 use crate::stats::{add_pairs, new_histogram, percentiles_ms};
-use crate::{sys, ChannelsArgs, Common, FanoutArgs, IdleArgs, IngestArgs, PublishArgs};
+use crate::{
+    sys, ChannelsArgs, Common, FanoutArgs, IdleArgs, IngestArgs, PublishArgs, RpcArgs, Via,
+};
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -22,6 +24,8 @@ pub enum Job {
     Idle(IdleArgs),
     /// `ingest`.
     Ingest(IngestArgs),
+    /// `rpc`.
+    Rpc(RpcArgs),
 }
 
 /// Runs a mode; `Ok(false)` when `--strict` found a fault.
@@ -32,6 +36,7 @@ pub fn run(job: Job) -> anyhow::Result<bool> {
         Job::Channels(a) => &a.common,
         Job::Idle(a) => &a.common,
         Job::Ingest(a) => &a.common,
+        Job::Rpc(a) => &a.common,
     };
     let limit = Duration::from_secs(common.max_secs);
     std::thread::spawn(move || {
@@ -79,6 +84,10 @@ pub fn run(job: Job) -> anyhow::Result<bool> {
             }
             Job::Ingest(a) => {
                 let (r, f) = ingest(&a).await?;
+                (r, f, a.common.strict)
+            }
+            Job::Rpc(a) => {
+                let (r, f) = crate::two_way::rpc(&a).await?;
                 (r, f, a.common.strict)
             }
         };
@@ -342,9 +351,20 @@ async fn delivery(
     // The publishing side first, so a wrong address fails before connections are opened.
     enum Publisher {
         Rest(std::net::SocketAddr),
+        Client(std::net::SocketAddr),
         Nats(async_nats::Client),
     }
     let publisher = match common.target {
+        Target::Herald if publish.via == Via::Client => {
+            let gateway = common
+                .gateways
+                .first()
+                .ok_or_else(|| anyhow!("give at least one --gateway URL"))?;
+            if layout.broadcast {
+                bail!("--via client publishes to channels; it cannot broadcast");
+            }
+            Publisher::Client(sys::loopback_addr(gateway)?)
+        }
         Target::Herald => {
             let rest = common
                 .rest
@@ -380,6 +400,9 @@ async fn delivery(
     );
     let outcome = match &publisher {
         Publisher::Rest(addr) => publisher::publish_herald(*addr, &common.api_key, plan).await,
+        Publisher::Client(addr) => {
+            crate::two_way::publish_client(*addr, &common.jwt_secret, plan).await
+        }
         Publisher::Nats(client) => publisher::publish_nats(client, plan).await,
     };
     let results = fleet
@@ -414,6 +437,12 @@ async fn delivery(
     let per_sec = |n: u64, secs: f64| round(if secs > 0.0 { n as f64 / secs } else { 0.0 }, 1);
 
     let mut map = header(mode, common);
+    if common.target == Target::Herald {
+        map.insert(
+            "via".into(),
+            json!(format!("{:?}", publish.via).to_lowercase()),
+        );
+    }
     map.insert("subscribers".into(), json!(subscribers));
     map.insert("subscriber_procs".into(), json!(procs));
     map.insert(

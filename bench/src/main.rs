@@ -13,6 +13,7 @@ mod publisher;
 mod stats;
 mod subscriber;
 mod sys;
+mod two_way;
 mod wsclient;
 
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +40,9 @@ enum Mode {
     Idle(IdleArgs),
     /// REST POSTs per second one adapter accepts (202) with 1, 16 and 64 concurrent clients.
     Ingest(IngestArgs),
+    /// RPC round trips per second from WebSocket clients to a backend on NATS (served by the
+    /// bench itself), beside the same calls straight over NATS, at 1, 16 and 64 clients.
+    Rpc(RpcArgs),
     /// Starts its own deployment on loopback, breaks one part half-way through a steady REST
     /// load, and prints the healthy half beside the broken half.
     Faults(faults::FaultsArgs),
@@ -143,6 +147,20 @@ pub struct PublishArgs {
     /// Stop publishing after this long, seconds.
     #[arg(long, default_value_t = 600)]
     pub publish_secs: u64,
+    /// How events enter Herald: POSTed to the REST adapter, or published by WebSocket clients
+    /// (`publish` frames to the first --gateway; its gateways need a --client-publish-rate
+    /// above the rate per publisher).
+    #[arg(long, value_enum, default_value = "rest")]
+    pub via: Via,
+}
+
+/// How a Herald run's events are published.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `POST /v1/notify…` to the REST adapter.
+    Rest,
+    /// `publish` frames from client connections.
+    Client,
 }
 
 /// `fanout`.
@@ -216,6 +234,22 @@ pub struct IngestArgs {
     pub payload_bytes: usize,
 }
 
+/// `rpc`.
+#[derive(Args, Clone, Debug)]
+pub struct RpcArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Numbers of concurrent clients to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub clients: Vec<u32>,
+    /// Duration of each level and path, seconds.
+    #[arg(long, default_value_t = 5)]
+    pub secs: u64,
+    /// Size of each call's data, bytes.
+    #[arg(long, default_value_t = 100)]
+    pub payload_bytes: usize,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.mode {
@@ -224,6 +258,7 @@ fn main() -> ExitCode {
         Mode::Channels(args) => driver::run(driver::Job::Channels(args)),
         Mode::Idle(args) => driver::run(driver::Job::Idle(args)),
         Mode::Ingest(args) => driver::run(driver::Job::Ingest(args)),
+        Mode::Rpc(args) => driver::run(driver::Job::Rpc(args)),
         Mode::Faults(args) => faults::run(args),
     };
     match result {

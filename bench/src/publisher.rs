@@ -130,7 +130,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(start_ns: u64) -> Self {
+    pub(crate) fn new(start_ns: u64) -> Self {
         Outcome {
             accepted: 0,
             rejected: Vec::new(),
@@ -144,7 +144,7 @@ impl Outcome {
         }
     }
 
-    fn merge(&mut self, other: Outcome) {
+    pub(crate) fn merge(&mut self, other: Outcome) {
         self.accepted += other.accepted;
         self.rejected.extend(other.rejected);
         self.failed += other.failed;
@@ -161,7 +161,7 @@ impl Outcome {
         self.max_lag_ms = self.max_lag_ms.max(other.max_lag_ms);
     }
 
-    fn error(&mut self, e: String) {
+    pub(crate) fn error(&mut self, e: String) {
         if self.errors.len() < KEPT_ERRORS {
             self.errors.push(e);
         }
@@ -169,15 +169,15 @@ impl Outcome {
 }
 
 /// Shared by the workers of one publishing run.
-struct Job {
-    plan: Plan,
+pub(crate) struct Job {
+    pub(crate) plan: Plan,
     next: AtomicU64,
-    start_ns: u64,
+    pub(crate) start_ns: u64,
     deadline_ns: u64,
 }
 
 impl Job {
-    fn new(plan: Plan) -> Arc<Job> {
+    pub(crate) fn new(plan: Plan) -> Arc<Job> {
         // At a fixed rate, a short head start so the schedule does not begin in the past.
         let head_start = if plan.rate.is_some() { 2_000_000 } else { 0 };
         let start_ns = sys::now_ns() + head_start;
@@ -191,7 +191,7 @@ impl Job {
 
     /// The `k`-th event of worker `w` and when it is due: at full speed, the next free number
     /// and now; at a fixed rate, events interleave over workers on a fixed schedule.
-    async fn next_event(&self, w: u64, k: u64) -> Option<(u64, u64)> {
+    pub(crate) async fn next_event(&self, w: u64, k: u64) -> Option<(u64, u64)> {
         let workers = u64::from(self.plan.workers.max(1));
         match self.plan.rate {
             None => {
@@ -216,8 +216,13 @@ impl Job {
         }
     }
 
+    /// Event numbers handed out so far at full speed.
+    pub(crate) fn claimed(&self) -> u64 {
+        self.next.load(Ordering::Relaxed).min(self.plan.events)
+    }
+
     /// Events this worker was due to send but did not (stopped by the deadline).
-    fn unsent(&self, w: u64, k: u64, sent_up_to: u64) -> Vec<u64> {
+    pub(crate) fn unsent(&self, w: u64, k: u64, sent_up_to: u64) -> Vec<u64> {
         let workers = u64::from(self.plan.workers.max(1));
         match self.plan.rate {
             None if w == 0 => (sent_up_to.min(self.plan.events)..self.plan.events).collect(),
@@ -249,8 +254,7 @@ pub async fn publish_herald(addr: SocketAddr, key: &str, plan: Plan) -> Outcome 
     }
     // At full speed the numbers never claimed are unsent.
     if job.plan.rate.is_none() {
-        let claimed = job.next.load(Ordering::Relaxed).min(job.plan.events);
-        outcome.rejected.extend(claimed..job.plan.events);
+        outcome.rejected.extend(job.claimed()..job.plan.events);
     }
     outcome
 }

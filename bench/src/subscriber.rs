@@ -389,7 +389,7 @@ async fn herald_setup(shared: &Shared, index: u64, mut ws: WsClient) -> anyhow::
 }
 
 /// The next data frame, as JSON (setup only; pings are answered on the way).
-async fn next_json(ws: &mut WsClient) -> anyhow::Result<Value> {
+pub(crate) async fn next_json(ws: &mut WsClient) -> anyhow::Result<Value> {
     loop {
         let mut ping = None;
         match ws.next_frame()? {
