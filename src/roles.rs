@@ -61,7 +61,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         bus.clone(),
         kv.clone(),
         spent,
-        dispatcher_config(&settings)?,
+        dispatcher_config(&settings, client.as_ref()).await?,
         metrics.labelled(&[("role", "dispatcher")]),
         shutdown.clone(),
     ));
@@ -138,7 +138,7 @@ pub async fn dispatcher(settings: Settings) -> anyhow::Result<()> {
         bus,
         kv,
         spent,
-        dispatcher_config(&settings)?,
+        dispatcher_config(&settings, client.as_ref()).await?,
         Metrics::new().labelled(&[("role", "dispatcher")]),
         shutdown,
     )
@@ -275,13 +275,41 @@ fn token_keys(settings: &Settings) -> anyhow::Result<herald_core::token::TokenKe
     Ok(keys)
 }
 
-fn dispatcher_config(settings: &Settings) -> anyhow::Result<herald_dispatcher::DispatcherConfig> {
+async fn dispatcher_config(
+    settings: &Settings,
+    client: Option<&async_nats::Client>,
+) -> anyhow::Result<herald_dispatcher::DispatcherConfig> {
     Ok(herald_dispatcher::DispatcherConfig {
         tokens: token_keys(settings)?,
         users: settings.users.clone(),
         gateway_timeout: settings.gateway_timeout,
         liveness_interval: settings.liveness_interval,
+        lifecycle: lifecycle(settings, client).await?,
     })
+}
+
+/// Lifecycle events when a webhook or `--lifecycle-events` wants them: kept in JetStream on
+/// NATS (so they survive any Herald process), in memory on the embedded bus.
+async fn lifecycle(
+    settings: &Settings,
+    client: Option<&async_nats::Client>,
+) -> anyhow::Result<herald_dispatcher::lifecycle::Lifecycle> {
+    use herald_dispatcher::lifecycle::Lifecycle;
+    if settings.webhooks.is_empty() && !settings.lifecycle_events {
+        return Ok(Lifecycle::off());
+    }
+    let log: Arc<dyn herald_core::event_log::EventLog> = match client {
+        Some(client) => Arc::new(
+            herald_core::event_log::NatsEventLog::open(client.clone(), settings.kv_replicas)
+                .await?,
+        ),
+        None => Arc::new(herald_core::event_log::MemoryEventLog::new()),
+    };
+    Ok(Lifecycle::new(
+        log,
+        settings.webhooks.clone(),
+        settings.lifecycle_events,
+    ))
 }
 
 fn gateway_config(settings: &Settings, demo: bool) -> herald_gateway::GatewayConfig {

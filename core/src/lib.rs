@@ -11,6 +11,9 @@
 //!   implementation side by side.
 //! - [`kv`]: the [`kv::Kv`] seam (get, put, create, delete, filtered listing) with a memory and a
 //!   JetStream KV implementation side by side.
+//! - [`lifecycle`]: the lifecycle events backends receive (connect, join, online, …).
+//! - [`event_log`]: the [`event_log::EventLog`] seam that keeps lifecycle events until webhooks
+//!   delivered them, in memory or on a JetStream stream.
 //! - [`defaults`]: defaults the binary and the libraries share.
 //! - [`credentials`]: argon2id verification with a verdict cache, for API keys and passwords.
 //! - [`auth_limit`]: failed authentication counted per client address, with backoff.
@@ -22,7 +25,9 @@ pub mod auth_limit;
 pub mod bus;
 pub mod credentials;
 pub mod defaults;
+pub mod event_log;
 pub mod kv;
+pub mod lifecycle;
 pub mod messages;
 pub mod metrics;
 pub mod names;

@@ -219,6 +219,8 @@ pub enum Query {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
+    /// `GET /v1/presence`: every user and channel, for a backend that resyncs.
+    Presence,
     /// `POST /v1/users/{user}/disconnect`.
     DisconnectUser {
         /// The user.
@@ -234,21 +236,6 @@ pub enum Control {
     DisconnectUser {
         /// The user.
         user: String,
-    },
-}
-
-/// Announcement on [`crate::subjects::PRESENCE`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Presence {
-    /// A connection went away.
-    Disconnected {
-        /// The connection id.
-        conn: String,
-        /// Its user.
-        user: String,
-        /// Why: `closed`, `gateway_lost`, ...
-        reason: String,
     },
 }
 

@@ -9,7 +9,7 @@
 //! - `herald.deliver`: dispatcher → every gateway, one message per event.
 //! - `herald.control`: dispatcher → every gateway, e.g. "disconnect user".
 //! - `herald.gw.<gateway>.sse`: a gateway forwards an SSE POST to the gateway holding it.
-//! - `herald.presence`: announcements that connections went away.
+//! - `herald.events.<type>`: lifecycle events for backends (see [`crate::lifecycle`]).
 //!
 //! KV keys (bucket `herald`): `gw.<gw>`, `conn.<gw>.<local>`, `user.<user>.<gw>.<local>`,
 //! `chan.<channel>.<gw>.<local>`, where `<gw>-<local>` is the connection id. Putting the gateway
@@ -37,8 +37,6 @@ pub const QUERY: &str = "herald.query";
 pub const DELIVER: &str = "herald.deliver";
 /// Dispatcher → all gateways: control messages.
 pub const CONTROL: &str = "herald.control";
-/// Connection-gone announcements.
-pub const PRESENCE: &str = "herald.presence";
 /// The KV bucket holding presence state.
 pub const KV_BUCKET: &str = "herald";
 /// The KV bucket remembering spent one-time tokens (entries expire with the bucket's max age).
@@ -157,6 +155,9 @@ pub fn connection_channels_filter(conn: &ConnId) -> String {
 
 /// Filter matching every channel membership.
 pub const ALL_CHANNELS_FILTER: &str = "chan.*.*.*";
+/// Filter matching every user's connections.
+pub const ALL_USERS_FILTER: &str = "user.*.*.*";
+
 /// Filter matching every gateway heartbeat.
 pub const ALL_GATEWAYS_FILTER: &str = "gw.*";
 

@@ -2,9 +2,9 @@
 
 use crate::Context;
 use bytes::Bytes;
-use herald_core::messages::{CommandReply, GatewayCommand, Presence as PresenceEvent};
+use herald_core::messages::{CommandReply, GatewayCommand};
 use herald_core::protocol::client_frames::IdentAuth;
-use herald_core::subjects::{self, ConnId};
+use herald_core::subjects::ConnId;
 use herald_core::token;
 use herald_core::{ErrorCode, HeraldError};
 use std::sync::Arc;
@@ -40,6 +40,7 @@ pub(crate) async fn execute(
                 .await
                 .map_err(kv_down)?;
             tracing::debug!(%conn, user = %identity.user, "identified");
+            crate::lifecycle::identified(context, &conn.to_string(), &identity.user).await;
             Ok(identity.into_reply())
         }
         GatewayCommand::Join {
@@ -55,15 +56,21 @@ pub(crate) async fn execute(
                 .joined(&conn, &user, &channel)
                 .await
                 .map_err(kv_down)?;
+            crate::lifecycle::joined(context, &conn.to_string(), &user, &channel).await;
             Ok(CommandReply::Done)
         }
-        GatewayCommand::Leave { conn, channel, .. } => {
+        GatewayCommand::Leave {
+            conn,
+            user,
+            channel,
+        } => {
             let conn = conn_id(&conn)?;
             context
                 .presence
                 .left(&conn, &channel)
                 .await
                 .map_err(kv_down)?;
+            crate::lifecycle::left(context, &conn.to_string(), &user, &channel).await;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Closed {
@@ -90,7 +97,7 @@ pub(crate) async fn execute(
                 .closed(&conn_parsed, &user, &channels)
                 .await
                 .map_err(kv_down)?;
-            announce(context, conn, user, reason).await;
+            crate::lifecycle::disconnected(context, &conn, &user, &channels, &reason).await;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Heartbeat { gateway, beat } => {
@@ -121,17 +128,6 @@ fn check_channel_grant(grants: &[String], channel: &str) -> Result<(), HeraldErr
         ));
     }
     Ok(())
-}
-
-/// Publishes that a connection went away, for anyone watching presence.
-pub(crate) async fn announce(context: &Context, conn: String, user: String, reason: String) {
-    let event = PresenceEvent::Disconnected { conn, user, reason };
-    if let Ok(bytes) = serde_json::to_vec(&event) {
-        let _ = context
-            .bus
-            .publish(subjects::PRESENCE, Bytes::from(bytes))
-            .await;
-    }
 }
 
 /// Who a set of credentials names, and what it may do beyond public channels.

@@ -7,15 +7,19 @@
 //! - `notify`: notify requests from adapters, published once to every gateway.
 //! - `queries`: presence questions and disconnects from the REST adapter.
 //! - `liveness`: notices gateways that stopped heartbeating and clears what they held.
+//! - [`lifecycle`]: the lifecycle events each presence change makes, appended to the event log.
+//! - [`webhooks`]: delivers the event log to each `[[webhook]]`, signed, retried, at least once.
 //!
 //! Any number of dispatchers may run: they share a queue group, keep no state of their own
 //! beyond caches, and agree through KV.
 
 mod commands;
+pub mod lifecycle;
 mod liveness;
 mod notify;
 pub mod presence;
 mod queries;
+pub mod webhooks;
 
 use herald_core::bus::Bus;
 use herald_core::credentials::Users;
@@ -44,6 +48,8 @@ pub struct DispatcherConfig {
     pub gateway_timeout: Duration,
     /// How often to look for dead gateways.
     pub liveness_interval: Duration,
+    /// Lifecycle events and webhooks.
+    pub lifecycle: lifecycle::Lifecycle,
 }
 
 /// Everything a request handler needs, shared by all of them.
@@ -55,6 +61,8 @@ pub(crate) struct Context {
     pub events_accepted: Arc<Metric>,
     pub events_refused: Arc<Metric>,
     pub idents_failed: Arc<Metric>,
+    pub lifecycle_events: Arc<Metric>,
+    pub lifecycle_failed: Arc<Metric>,
 }
 
 /// Runs a dispatcher until `shutdown` fires: [`start`], then [`Dispatcher::stopped`].
@@ -124,8 +132,21 @@ pub async fn start(
             "herald_dispatcher_idents_failed_total",
             "Ident requests refused.",
         ),
+        lifecycle_events: metrics.counter(
+            "herald_dispatcher_lifecycle_events_total",
+            "Lifecycle events stored for webhooks and herald.events.* subscribers.",
+        ),
+        lifecycle_failed: metrics.counter(
+            "herald_dispatcher_lifecycle_failures_total",
+            "Lifecycle events the event log refused (webhooks miss them; see the log).",
+        ),
         config,
     });
+    webhooks::open_readers(
+        context.config.lifecycle.log.as_ref(),
+        &context.config.lifecycle.webhooks,
+    )
+    .await?;
     let queue = Some(subjects::DISPATCHER_QUEUE);
     let commands = bus.subscribe(subjects::CMD, queue).await?;
     let heartbeats = bus.subscribe(subjects::HEARTBEAT, queue).await?;
@@ -136,6 +157,24 @@ pub async fn start(
     tracing::info!("dispatcher ready");
 
     let tracker = TaskTracker::new();
+    let webhook_metrics = webhooks::WebhookMetrics {
+        delivered: metrics.counter(
+            "herald_webhook_events_delivered_total",
+            "Lifecycle events webhooks accepted (2xx).",
+        ),
+        failures: metrics.counter(
+            "herald_webhook_failures_total",
+            "Webhook POSTs that failed (no answer or not 2xx); each is retried.",
+        ),
+    };
+    for hook in &context.config.lifecycle.webhooks {
+        tracker.spawn(webhooks::run(
+            context.config.lifecycle.log.clone(),
+            hook.clone(),
+            webhook_metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     let limit = Order::Concurrent(Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)));
     tracker.spawn(liveness::run(context.clone(), shutdown.clone()));
     let c = context.clone();

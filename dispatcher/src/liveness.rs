@@ -13,7 +13,6 @@
 //! timeout, because its heartbeats failed for the same reason. So a degraded cluster delays
 //! reaping; it never reaps a live gateway.
 
-use crate::commands::announce;
 use crate::Context;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -79,14 +78,20 @@ pub(crate) async fn reap(context: &Context, gateway: &str, reason: &str) {
                 %reason,
                 "gateway gone; its connections were removed"
             );
-            for lost in lost {
-                announce(
-                    context,
-                    lost.conn.to_string(),
-                    lost.user,
-                    reason.to_string(),
-                )
-                .await;
+            if reason == "gateway_lost" {
+                crate::lifecycle::gateway_lost(context, gateway, &lost).await;
+            } else {
+                for lost in &lost {
+                    let conn = lost.conn.to_string();
+                    crate::lifecycle::disconnected(
+                        context,
+                        &conn,
+                        &lost.user,
+                        &lost.channels,
+                        reason,
+                    )
+                    .await;
+                }
             }
         }
         Err(e) => tracing::warn!(%gateway, error = %e, "could not clear a dead gateway"),

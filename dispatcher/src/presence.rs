@@ -19,6 +19,8 @@ pub struct LostConnection {
     pub conn: ConnId,
     /// Its user.
     pub user: String,
+    /// The channels it had joined.
+    pub channels: Vec<String>,
 }
 
 impl Presence {
@@ -113,19 +115,35 @@ impl Presence {
                 lost.push(LostConnection {
                     conn,
                     user: String::from_utf8_lossy(&user).into_owned(),
+                    channels: Vec::new(),
                 });
             }
         }
-        for filter in [channels, users] {
-            for (key, _) in self.kv.entries(&filter).await? {
-                self.kv.delete(&key).await?;
+        for (key, _) in self.kv.entries(&channels).await? {
+            if let Some((channel, conn)) = subjects::parse_member_key(&key) {
+                if let Some(lost) = lost.iter_mut().find(|l| l.conn == conn) {
+                    lost.channels.push(channel);
+                }
             }
+            self.kv.delete(&key).await?;
+        }
+        for (key, _) in self.kv.entries(&users).await? {
+            self.kv.delete(&key).await?;
         }
         for lost in &lost {
             self.kv.delete(&subjects::conn_key(&lost.conn)).await?;
         }
         self.kv.delete(&subjects::gateway_key(gateway)).await?;
         Ok(lost)
+    }
+
+    /// How many connections joined `channel`.
+    pub async fn member_count(&self, channel: &str) -> Result<usize, KvError> {
+        Ok(self
+            .kv
+            .entries(&subjects::channel_filter(channel))
+            .await?
+            .len())
     }
 
     /// The connections of `user`.
@@ -137,6 +155,38 @@ impl Presence {
             .into_iter()
             .filter_map(|(key, _)| subjects::parse_member_key(&key).map(|(_, conn)| conn))
             .collect())
+    }
+
+    /// `GET /v1/presence`: every connected user with its connection count, and every channel
+    /// with its connection count and users, in name order.
+    pub async fn snapshot(&self) -> Result<serde_json::Value, KvError> {
+        let mut users: std::collections::BTreeMap<String, usize> = Default::default();
+        for (key, _) in self.kv.entries(subjects::ALL_USERS_FILTER).await? {
+            if let Some((user, _)) = subjects::parse_member_key(&key) {
+                *users.entry(user).or_default() += 1;
+            }
+        }
+        let mut channels: std::collections::BTreeMap<String, (usize, BTreeSet<String>)> =
+            Default::default();
+        for (key, user) in self.kv.entries(subjects::ALL_CHANNELS_FILTER).await? {
+            if let Some((channel, _)) = subjects::parse_member_key(&key) {
+                let entry = channels.entry(channel).or_default();
+                entry.0 += 1;
+                entry.1.insert(String::from_utf8_lossy(&user).into_owned());
+            }
+        }
+        Ok(json!({
+            "users": users
+                .into_iter()
+                .map(|(user, connections)| json!({"user": user, "connections": connections}))
+                .collect::<Vec<_>>(),
+            "channels": channels
+                .into_iter()
+                .map(|(channel, (connections, users))| {
+                    json!({"channel": channel, "connections": connections, "users": users})
+                })
+                .collect::<Vec<_>>(),
+        }))
     }
 
     /// `GET /v1/users/{user}`: whether connected, how many connections, which channels.

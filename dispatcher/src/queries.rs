@@ -32,6 +32,7 @@ pub(crate) async fn answer(
                 .await
                 .map_err(down)
         }
+        Query::Presence => context.presence.snapshot().await.map_err(down),
         Query::DisconnectUser { user } => {
             names::check_name("user", &user)?;
             let connections = context

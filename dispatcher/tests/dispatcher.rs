@@ -3,12 +3,15 @@
 
 use bytes::Bytes;
 use herald_core::bus::{Bus, MemoryBus};
+use herald_core::event_log::{EventLog, MemoryEventLog};
 use herald_core::kv::{Kv, MemoryKv};
+use herald_core::lifecycle::{Kind, LifecycleEvent};
 use herald_core::messages::{CommandReply, EventAccepted, GatewayCommand};
 use herald_core::protocol::client_frames::IdentAuth;
 use herald_core::requests::Reply;
 use herald_core::token::{mint, now_secs, Claims};
 use herald_core::{subjects, ErrorCode, HeraldError};
+use herald_dispatcher::lifecycle::Lifecycle;
 use herald_dispatcher::DispatcherConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,8 @@ const SECRET: &[u8] = b"secret";
 struct Fixture {
     bus: Arc<MemoryBus>,
     kv: Arc<MemoryKv>,
+    /// Every lifecycle event the dispatcher made.
+    events: Arc<MemoryEventLog>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -26,6 +31,7 @@ struct Fixture {
 async fn start() -> Fixture {
     let bus = Arc::new(MemoryBus::new());
     let kv = Arc::new(MemoryKv::new());
+    let events = Arc::new(MemoryEventLog::new());
     let shutdown = CancellationToken::new();
     let config = DispatcherConfig {
         tokens: herald_core::token::TokenKeys::new(
@@ -35,6 +41,7 @@ async fn start() -> Fixture {
         users: Default::default(),
         gateway_timeout: Duration::from_millis(300),
         liveness_interval: Duration::from_millis(50),
+        lifecycle: Lifecycle::new(events.clone(), Vec::new(), true),
     };
     let task = tokio::spawn(herald_dispatcher::run(
         bus.clone(),
@@ -49,6 +56,7 @@ async fn start() -> Fixture {
     let fixture = Fixture {
         bus,
         kv,
+        events,
         shutdown,
         task,
     };
@@ -243,7 +251,7 @@ async fn one_time_tokens_are_spent_on_first_use() {
 #[tokio::test]
 async fn a_silent_gateway_is_cleared_and_announced() {
     let f = start().await;
-    let mut presence = f.bus.subscribe(subjects::PRESENCE, None).await.unwrap();
+    let mut events = f.events.reader("test").await.unwrap();
     assert!(matches!(
         f.command(&heartbeat("dead", 1)).await,
         Some(Ok(CommandReply::Done))
@@ -258,16 +266,51 @@ async fn a_silent_gateway_is_cleared_and_announced() {
         channel: "room".into(),
     })
     .await;
-    // No more heartbeats: within the timeout plus a few checks, everything is gone.
-    let announcement = tokio::time::timeout(Duration::from_secs(5), presence.next())
-        .await
-        .expect("announced in time")
-        .expect("open");
-    let text = String::from_utf8_lossy(&announcement.payload).to_string();
-    assert!(
-        text.contains("dead-7") && text.contains("gateway_lost"),
-        "{text}"
+    // No more heartbeats: within the timeout plus a few checks, everything is gone, and
+    // backends hear that the gateway was lost, with the connection's disconnect and what it
+    // left empty.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen
+        .iter()
+        .any(|e: &LifecycleEvent| e.kind == Kind::Offline)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events so far: {seen:?}"
+        );
+        let batch = events
+            .next_batch(100, Duration::from_millis(100))
+            .await
+            .unwrap();
+        // The fixture's warm-up gateway went silent too.
+        seen.extend(
+            batch
+                .into_iter()
+                .filter(|e| e.gateway.as_deref() != Some("warmup")),
+        );
+        events.acknowledge().await.unwrap();
+    }
+    let kinds: Vec<Kind> = seen.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::Connect,
+            Kind::Online,
+            Kind::Join,
+            Kind::Occupied,
+            Kind::GatewayLost,
+            Kind::Disconnect,
+            Kind::Vacated,
+            Kind::Offline
+        ]
     );
+    let lost = &seen[4];
+    assert_eq!(
+        (lost.gateway.as_deref(), lost.conns.clone()),
+        (Some("dead"), Some(vec!["dead-7".to_string()]))
+    );
+    assert_eq!(seen[5].reason.as_deref(), Some("gateway_lost"));
     assert!(f.kv.entries("chan.*.dead.*").await.unwrap().is_empty());
     assert!(f.kv.entries("user.*.dead.*").await.unwrap().is_empty());
     assert!(f.kv.get("conn.dead.7").await.unwrap().is_none());

@@ -24,6 +24,7 @@ pub fn problems(text: &str) -> Vec<String> {
             "demo_public",
             "publish_hook",
             "rpc",
+            "webhook",
         ])
         .collect();
     let mut problems = Vec::new();

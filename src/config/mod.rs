@@ -157,6 +157,9 @@ pub struct Settings {
     pub publish: herald_gateway::publish::PublishConfig,
     /// `[[rpc]]` routes.
     pub rpc_routes: Vec<herald_gateway::rpc::RpcRoute>,
+    /// `[[webhook]]` tables.
+    pub webhooks: Vec<herald_dispatcher::webhooks::WebhookConfig>,
+    pub lifecycle_events: bool,
     pub rpc_timeout: Duration,
 }
 
@@ -281,6 +284,11 @@ impl Options {
             hook.check()
                 .map_err(|e| anyhow::anyhow!("[publish_hook]: {e}"))?;
         }
+        for (n, hook) in file.webhook.iter().enumerate() {
+            hook.check().map_err(|e| {
+                anyhow::anyhow!("[[webhook]] table {} ({:?}): {e}", n + 1, hook.url)
+            })?;
+        }
         for (n, route) in file.rpc.iter().enumerate() {
             route.check().map_err(|e| {
                 anyhow::anyhow!("[[rpc]] table {} ({:?}): {e}", n + 1, route.prefix)
@@ -361,6 +369,8 @@ impl Options {
             },
             rpc_routes: file.rpc,
             rpc_timeout,
+            webhooks: file.webhook,
+            lifecycle_events: o.lifecycle_events.unwrap_or_default(),
         })
     }
 }

@@ -86,6 +86,9 @@ macro_rules! options {
             /// `[[rpc]]` tables: HTTP routes of client RPCs by method prefix.
             #[serde(default)]
             pub rpc: Vec<herald_gateway::rpc::RpcRoute>,
+            /// `[[webhook]]` tables: backends that receive lifecycle events.
+            #[serde(default)]
+            pub webhook: Vec<herald_dispatcher::webhooks::WebhookConfig>,
         }
 
         impl Options {
@@ -245,4 +248,9 @@ options! {
     /// client gets `unavailable`.
     #[arg(long, env = "HERALD_RPC_TIMEOUT_MS", value_name = "MS")]
     rpc_timeout_ms: u64 = value(defaults::RPC_TIMEOUT_MS);
+    /// Publish every lifecycle event (connect, join, online, …) on NATS `herald.events.<type>`
+    /// (kept in the JetStream stream HERALD_EVENTS), also without a `[[webhook]]`; webhooks
+    /// turn on the types they want by themselves.
+    #[arg(long, env = "HERALD_LIFECYCLE_EVENTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    lifecycle_events: bool = value(false);
 }

@@ -35,6 +35,7 @@ pub(crate) fn router(state: Arc<RestState>) -> Router {
         .route("/v1/users/{user}/disconnect", post(disconnect))
         .route("/v1/channels/{channel}", get(channel_info))
         .route("/v1/channels", get(channels))
+        .route("/v1/presence", get(presence))
         .route("/push", post(super::turted::push))
         .route("/push/", post(super::turted::push))
         .route("/v1/{*rest}", axum::routing::any(not_found))
@@ -243,6 +244,16 @@ async fn channel_info(
     require_key(&state, &headers).await?;
     check_name("channel", &channel)?;
     query(&state, Query::Channel { channel }).await
+}
+
+/// `GET /v1/presence`: every connected user and every channel, for a backend that resyncs
+/// after missing lifecycle events.
+async fn presence(
+    State(state): State<Arc<RestState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    query(&state, Query::Presence).await
 }
 
 /// `GET /v1/channels?limit=N&cursor=C`: one page of channels in name order.
