@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// First wait after a failed delivery; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long one POST may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The shortest secret a webhook accepts.
@@ -218,8 +218,8 @@ impl Sender<'_> {
                 Err(e) => format!("unreachable: {}", e.without_url()),
             };
             self.metrics.failures.inc();
-            // Loud on the first failure, then once a minute or so (every 8th capped wait).
-            if attempt == 1 || attempt % 8 == 0 {
+            // Loud on the first failure, then every 8th attempt (about every 40 s once capped).
+            if attempt == 1 || attempt.is_multiple_of(8) {
                 tracing::warn!(url = %self.hook.url, attempt, events = events.len(), %failure, "webhook delivery failed; retrying");
             }
             let _ = reader.still_working().await;

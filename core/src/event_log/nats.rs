@@ -17,7 +17,7 @@ pub const STREAM: &str = "HERALD_EVENTS";
 pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// How long a reader may hold a batch without news before JetStream gives it to another
 /// (a reader retrying says "still working" well within this).
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
+pub const ACK_WAIT: Duration = Duration::from_secs(15);
 /// Within this window, an event appended twice under one id (two dispatchers reporting one
 /// connection's disconnect) is stored once.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
