@@ -108,6 +108,18 @@ pub struct NotifyRequest<N = crate::protocol::notify::Notify> {
     pub from: Option<Publisher>,
 }
 
+/// Adapter → dispatcher, on [`crate::subjects::NOTIFY_BATCH`]: several events, published in
+/// this order; answered with one [`crate::requests::Reply`] per item.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyBatchRequest<N = crate::protocol::notify::Notify> {
+    /// The events, each under the id the adapter chose.
+    pub items: Vec<NotifyRequest<N>>,
+}
+
+/// Most events one batch carries.
+pub const MAX_BATCH_ITEMS: usize = 100;
+
 /// The connection a client-published event came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publisher {

@@ -27,6 +27,8 @@ pub const CMD: &str = "herald.cmd";
 pub const HEARTBEAT: &str = "herald.heartbeat";
 /// Adapter → dispatcher notify requests.
 pub const NOTIFY: &str = "herald.notify";
+/// Adapter → dispatcher: up to 100 notify requests at once, published in order.
+pub const NOTIFY_BATCH: &str = "herald.notify.batch";
 /// Gateway → dispatcher: events clients published (checked against KV before they go out).
 pub const PUBLISH: &str = "herald.publish";
 /// Gateway → RPC backends on NATS: `herald.rpc.<method>`, answered by request/reply.

@@ -152,6 +152,7 @@ pub async fn start(
     let heartbeats = bus.subscribe(subjects::HEARTBEAT, queue).await?;
     let notifies = bus.subscribe(subjects::NOTIFY, queue).await?;
     let publishes = bus.subscribe(subjects::PUBLISH, queue).await?;
+    let batches = bus.subscribe(subjects::NOTIFY_BATCH, queue).await?;
     let queries = bus.subscribe(subjects::QUERY, queue).await?;
     bus.flush().await?;
     tracing::info!("dispatcher ready");
@@ -216,6 +217,16 @@ pub async fn start(
         tracker.clone(),
         shutdown.clone(),
         move |request| notify::client_published(c.clone(), request),
+    ));
+    // Batches one after another too, each event of a batch in order.
+    let c = context.clone();
+    tracker.spawn(serve(
+        batches,
+        bus.clone(),
+        Order::InOrder,
+        tracker.clone(),
+        shutdown.clone(),
+        move |batch| notify::publish_batch(c.clone(), batch),
     ));
     // Notifies one after another, so events reach gateways in the order this dispatcher
     // accepted them.

@@ -3,8 +3,11 @@
 
 use crate::Context;
 use bytes::Bytes;
-use herald_core::messages::{Delivery, EventAccepted, EventIds, NotifyRequest};
+use herald_core::messages::{
+    Delivery, EventAccepted, EventIds, NotifyBatchRequest, NotifyRequest, MAX_BATCH_ITEMS,
+};
 use herald_core::protocol::notify::Notify;
+use herald_core::requests::Reply;
 use herald_core::subjects::{self, ConnId};
 use herald_core::{ErrorCode, HeraldError};
 use std::sync::Arc;
@@ -21,6 +24,23 @@ pub(crate) async fn publish(
         None => deliver(&context, request).await,
     };
     counted(&context, result)
+}
+
+/// Publishes a batch of adapter events in order; answers each one's id or refusal.
+pub(crate) async fn publish_batch(
+    context: Arc<Context>,
+    batch: NotifyBatchRequest<Notify>,
+) -> Result<Vec<Reply<EventAccepted>>, HeraldError> {
+    if batch.items.len() > MAX_BATCH_ITEMS {
+        return Err(HeraldError::bad_request(format!(
+            "a batch carries at most {MAX_BATCH_ITEMS} events"
+        )));
+    }
+    let mut replies = Vec::with_capacity(batch.items.len());
+    for request in batch.items {
+        replies.push(Reply::from(publish(context.clone(), request).await));
+    }
+    Ok(replies)
 }
 
 /// Publishes one event a client published to the gateways, once KV confirms that its

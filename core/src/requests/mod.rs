@@ -9,7 +9,8 @@ pub mod serve;
 
 use crate::bus::{failover, Bus, BusError};
 use crate::messages::{
-    CommandReply, EventAccepted, GatewayCommand, NotifyRequest, Publisher, Query,
+    CommandReply, EventAccepted, GatewayCommand, NotifyBatchRequest, NotifyRequest, Publisher,
+    Query,
 };
 use crate::metrics::{HistogramFamily, Metrics, LATENCY_BUCKETS};
 use crate::protocol::notify::Notify;
@@ -169,6 +170,30 @@ impl Requester {
         Ok(self.send(&request).await?.id)
     }
 
+    /// Hands `items` (id and notify each) to one dispatcher, which publishes them in order;
+    /// answers each item's id or why it was not published. Sending the same batch again is
+    /// harmless (gateways deliver each id once).
+    pub async fn notify_batch(
+        &self,
+        items: &[(String, &Notify)],
+    ) -> Result<Vec<Result<String, HeraldError>>, HeraldError> {
+        let request = NotifyBatchRequest {
+            items: items
+                .iter()
+                .map(|(id, notify)| NotifyRequest {
+                    id: id.clone(),
+                    notify: *notify,
+                    from: None,
+                })
+                .collect(),
+        };
+        let replies = self.send(&request).await?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| Result::from(reply).map(|accepted: EventAccepted| accepted.id))
+            .collect())
+    }
+
     /// A presence query or disconnect; answers the REST body.
     pub async fn query(&self, query: &Query) -> Result<serde_json::Value, HeraldError> {
         self.send(query).await
@@ -216,6 +241,14 @@ impl<N: Serialize + Send + Sync> Request for NotifyRequest<N> {
             Some(_) => crate::subjects::PUBLISH,
             None => crate::subjects::NOTIFY,
         }
+    }
+}
+
+impl<N: Serialize + Send + Sync> Request for NotifyBatchRequest<N> {
+    type Answer = Vec<Reply<EventAccepted>>;
+
+    fn subject(&self) -> &'static str {
+        crate::subjects::NOTIFY_BATCH
     }
 }
 

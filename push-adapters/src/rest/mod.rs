@@ -5,6 +5,7 @@
 //! a while (429). Errors are `{"error":{"code","message"}}`.
 
 mod auth;
+mod batch;
 mod body;
 mod error;
 mod routes;

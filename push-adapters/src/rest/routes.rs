@@ -28,6 +28,7 @@ pub const MAX_ONCE_TTL_SECS: u64 = 600;
 pub(crate) fn router(state: Arc<RestState>) -> Router {
     Router::new()
         .route("/v1/notify", post(notify))
+        .route("/v1/notify/batch", post(super::batch::notify_batch))
         .route("/v1/notify/user/{user}", post(notify_user))
         .route("/v1/notify/channel/{channel}", post(notify_channel))
         .route("/v1/tokens", post(tokens))
