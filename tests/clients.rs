@@ -47,7 +47,7 @@ async fn run_client(tag: &str, program: &str, args: &[&str]) {
     );
 
     // What the client posted arrived, each through the right target.
-    let expected: [(&str, Value); 3] = [
+    let expected: [(&str, Value); 5] = [
         ("CLIENT:USER", json!({"users": [USER], "channels": []})),
         (
             "CLIENT:CHANNEL",
@@ -57,6 +57,8 @@ async fn run_client(tag: &str, program: &str, args: &[&str]) {
             "CLIENT:BOTH",
             json!({"users": [USER], "channels": [CHANNEL]}),
         ),
+        ("CLIENT:BATCH", json!({"users": [USER], "channels": []})),
+        ("CLIENT:BATCH", json!({"users": [USER], "channels": []})),
     ];
     for (event, via) in expected {
         let frame = ws.event().await;

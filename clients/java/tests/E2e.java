@@ -80,6 +80,16 @@ public final class E2e {
         expectId("notify", () -> client.notify(Targets.users(user).withChannels(channel), "CLIENT:BOTH",
                 Map.of("lang", tag, "kind", "both")));
 
+        List<String> ids = client.notifyBatch(List.of(
+                Map.of("event", "CLIENT:BATCH", "targets", Map.of("users", List.of(user)),
+                        "payload", Map.of("lang", tag, "kind", "batch", "n", 0)),
+                Map.of("event", "CLIENT:BATCH", "targets", Map.of("users", List.of(user)),
+                        "payload", Map.of("lang", tag, "kind", "batch", "n", 1))));
+        if (ids.size() != 2 || ids.contains("")) {
+            fail("notifyBatch returned " + ids);
+        }
+        System.err.println("notifyBatch: event ids " + ids);
+
         HeraldClient wrongKey = HeraldClient.builder(url, "wrong-key").timeout(Duration.ofSeconds(10)).build();
         expectError("wrong key", UnauthorizedException.class, "unauthorized", 401,
                 () -> wrongKey.notifyUser(user, "CLIENT:USER", Map.of("lang", tag, "kind", "user")));

@@ -128,6 +128,29 @@ final class Client
     }
 
     /**
+     * Sends up to 100 notify bodies (`["event" => …, "targets" => […], "payload" => …]`) in one
+     * request; Herald publishes them in order. If any item is invalid nothing is sent, and the
+     * exception's message names the bad items.
+     *
+     * @param list<array{event: string, targets: array, payload?: mixed}> $notifications
+     * @return list<string> the event ids, in the order of the items
+     * @throws HeraldException
+     */
+    public function notifyBatch(array $notifications): array
+    {
+        $count = count($notifications);
+        if ($count < 1 || $count > 100 || !array_is_list($notifications)) {
+            throw new \InvalidArgumentException('notifications must be a list of 1 to 100 notify bodies');
+        }
+        [$status, $decoded] = $this->postJson('/v1/notify/batch', ['notifications' => $notifications]);
+        $ids = $decoded['ids'] ?? null;
+        if (!is_array($ids) || count($ids) !== $count) {
+            throw new HeraldException("HTTP $status without one id per item in the answer", 'invalid_response', $status);
+        }
+        return array_map('strval', $ids);
+    }
+
+    /**
      * Mints an HS256 token a browser passes in its `ident` frame, signed locally with `jwt_secret`.
      *
      * @param string $user becomes the `sub` claim
@@ -170,6 +193,22 @@ final class Client
     /** POSTs a JSON body and returns the event id of the 202 answer, or throws. */
     private function post(string $path, array $body): string
     {
+        [$status, $decoded] = $this->postJson($path, $body);
+        $id = $decoded['id'] ?? null;
+        if ((!is_string($id) && !is_int($id)) || $id === '') {
+            // A 2xx without an id is not Herald (a wrong base URL hitting some other service?).
+            throw new HeraldException("HTTP $status without an event id in the answer", 'invalid_response', $status);
+        }
+        return (string) $id;
+    }
+
+    /**
+     * POSTs a JSON body and returns the status and decoded object of the 2xx answer, or throws.
+     *
+     * @return array{int, array<string, mixed>}
+     */
+    private function postJson(string $path, array $body): array
+    {
         try {
             $json = json_encode($body, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE
                 | JSON_PRESERVE_ZERO_FRACTION | JSON_THROW_ON_ERROR);
@@ -183,12 +222,7 @@ final class Client
             throw HeraldException::fromResponse($status, $responseBody, $retryAfter);
         }
         $decoded = json_decode($responseBody, true);
-        $id = is_array($decoded) ? ($decoded['id'] ?? null) : null;
-        if ((!is_string($id) && !is_int($id)) || $id === '') {
-            // A 2xx without an id is not Herald (a wrong base URL hitting some other service?).
-            throw new HeraldException("HTTP $status without an event id in the answer", 'invalid_response', $status);
-        }
-        return (string) $id;
+        return [$status, is_array($decoded) ? $decoded : []];
     }
 
     /**

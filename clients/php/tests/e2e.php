@@ -74,6 +74,15 @@ expectId('notify', fn () => $client->notify(
     ['lang' => $tag, 'kind' => 'both'],
 ));
 
+$ids = $client->notifyBatch([
+    ['event' => 'CLIENT:BATCH', 'targets' => ['users' => [$user]], 'payload' => ['lang' => $tag, 'kind' => 'batch', 'n' => 0]],
+    ['event' => 'CLIENT:BATCH', 'targets' => ['users' => [$user]], 'payload' => ['lang' => $tag, 'kind' => 'batch', 'n' => 1]],
+]);
+if (count($ids) !== 2 || in_array('', $ids, true)) {
+    fail('notifyBatch returned ' . json_encode($ids));
+}
+fwrite(STDERR, 'notifyBatch: event ids ' . implode(', ', $ids) . "\n");
+
 $wrongKey = new Client($url, 'wrong-key', ['timeout' => 10]);
 expectError('wrong key', UnauthorizedException::class, 'unauthorized', 401,
     fn () => $wrongKey->notifyUser($user, 'CLIENT:USER', ['lang' => $tag, 'kind' => 'user']));

@@ -315,6 +315,56 @@ test('client: bad options and payloads are rejected locally', function (): void 
     throws(\InvalidArgumentException::class, fn () => (new Client('http://x', 'k'))->broadcast('E', NAN));
 });
 
+// ---- backend helpers ------------------------------------------------------------------------------
+
+// The vector shared by the Rust, PHP, Java and Python tests.
+const SHARED_SECRET = 'herald-shared-test-secret';
+const SHARED_BODY = '{"method":"calc.double","data":10,"user":"alice","conn":"g-1"}';
+const SHARED_SIGNATURE = 'sha256=ca5ab0e0a12c99ee841484ea8316b1e24b852bf0b9c806e3a197e0c8d064de39';
+
+test('signature: the shared vector', function (): void {
+    same(SHARED_SIGNATURE, \Herald\Signature::sign(SHARED_SECRET, SHARED_BODY));
+    check(\Herald\Signature::verify(SHARED_SECRET, SHARED_BODY, ' ' . SHARED_SIGNATURE), 'verifies');
+    check(!\Herald\Signature::verify(SHARED_SECRET, SHARED_BODY . ' ', SHARED_SIGNATURE), 'another body');
+    check(!\Herald\Signature::verify('other', SHARED_BODY, SHARED_SIGNATURE), 'another secret');
+    check(!\Herald\Signature::verify(SHARED_SECRET, SHARED_BODY, null), 'no header');
+});
+
+test('backend: webhook events come out once signed', function (): void {
+    $body = '{"events":[{"id":"e1","type":"online","time_ms":1,"user":"alice"}]}';
+    $events = \Herald\Backend::webhookEvents(SHARED_SECRET, $body, \Herald\Signature::sign(SHARED_SECRET, $body));
+    same([['id' => 'e1', 'type' => 'online', 'time_ms' => 1, 'user' => 'alice']], $events);
+    $e = throws(\UnexpectedValueException::class, fn () => \Herald\Backend::webhookEvents(SHARED_SECRET, $body, 'sha256=00'));
+    same(401, $e->getCode(), 'status');
+    $e = throws(\UnexpectedValueException::class, fn () => \Herald\Backend::webhookEvents(SHARED_SECRET, '[1]', \Herald\Signature::sign(SHARED_SECRET, '[1]')));
+    same(400, $e->getCode(), 'status');
+});
+
+test('backend: RPC results, coded errors, bad signatures', function (): void {
+    $handler = function (string $method, mixed $data, string $user, string $conn): mixed {
+        return match ($method) {
+            'calc.double' => ['doubled' => $data * 2, 'user' => $user, 'conn' => $conn],
+            'calc.fail' => throw new \Herald\RpcError('app_1001', 'always fails'),
+            default => throw new \RuntimeException('secret detail'),
+        };
+    };
+    $call = fn (string $method) => \Herald\Backend::answerRpc(SHARED_SECRET, $b = json_encode(['method' => $method, 'data' => 10, 'user' => 'alice', 'conn' => 'g-1']), \Herald\Signature::sign(SHARED_SECRET, $b), $handler);
+    same([200, '{"result":{"doubled":20,"user":"alice","conn":"g-1"}}'], $call('calc.double'));
+    same([200, '{"error":{"code":"app_1001","message":"always fails"}}'], $call('calc.fail'));
+    [$status, $body] = $call('calc.bug');
+    same(200, $status, 'status');
+    check(str_contains($body, '"internal"') && !str_contains($body, 'secret detail'), "internal, no detail: $body");
+    same(401, \Herald\Backend::answerRpc(SHARED_SECRET, SHARED_BODY, 'sha256=00', $handler)[0], 'bad signature');
+    same(400, \Herald\Backend::answerRpc(SHARED_SECRET, '{}', \Herald\Signature::sign(SHARED_SECRET, '{}'), $handler)[0], 'not a call');
+    throws(\InvalidArgumentException::class, fn () => new \Herald\RpcError('app_2000', 'out of range'));
+});
+
+test('client: notifyBatch checks the list before any request', function (): void {
+    throws(\InvalidArgumentException::class, fn () => (new Client('http://127.0.0.1:9', 'k'))->notifyBatch([]));
+    $many = array_fill(0, 101, ['event' => 'E', 'targets' => ['users' => ['u']]]);
+    throws(\InvalidArgumentException::class, fn () => (new Client('http://127.0.0.1:9', 'k'))->notifyBatch($many));
+});
+
 // ---- run ------------------------------------------------------------------------------------------
 
 $passed = 0;

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import __version__
 from .errors import HeraldError, UnavailableError, error_from_response
@@ -88,6 +88,19 @@ class Client:
         """Sends ``event`` to every identified connection; returns the event id."""
         return self.notify({"broadcast": True}, event, payload)
 
+    def notify_batch(self, notifications: Sequence[Mapping[str, Any]]) -> List[str]:
+        """Sends up to 100 notify bodies (``{"event", "targets", "payload"}``) in one request;
+        Herald publishes them in order. Returns their ids in the same order. If any item is
+        invalid, nothing is sent and :class:`~herald_client.BadRequestError` (or
+        ``TooLargeError``) names the bad items in its message."""
+        if isinstance(notifications, Mapping) or not 1 <= len(notifications) <= 100:
+            raise ValueError("notifications must be a list of 1 to 100 notify bodies")
+        status, decoded = self._post_json("/v1/notify/batch", {"notifications": list(notifications)})
+        ids = decoded.get("ids")
+        if not isinstance(ids, list) or len(ids) != len(notifications):
+            raise HeraldError("invalid_response", status, "batch answer without one id per item")
+        return [str(i) for i in ids]
+
     def mint_token(self, user: str, channels: Sequence[str] = (), ttl_seconds: int = 3600) -> str:
         """Mints an HS256 token for a browser's ``ident`` frame, signed locally with ``jwt_secret``.
 
@@ -112,6 +125,15 @@ class Client:
 
     def _post(self, path: str, body: Dict[str, Any]) -> str:
         """POSTs a JSON body and returns the event id of the 2xx answer, or raises."""
+        status, decoded = self._post_json(path, body)
+        event_id = decoded.get("id")
+        if isinstance(event_id, bool) or not isinstance(event_id, (str, int)) or event_id == "":
+            # A 2xx without an id is not Herald (a wrong base URL hitting some other service?).
+            raise HeraldError("invalid_response", status, f"HTTP {status} without an event id in the answer")
+        return str(event_id)
+
+    def _post_json(self, path: str, body: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
+        """POSTs a JSON body and returns the status and JSON object of the 2xx answer, or raises."""
         # allow_nan=False: NaN is not JSON, and the server would answer a vague bad_request.
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
         status, answer = self._send(path, data)
@@ -119,11 +141,9 @@ class Client:
             decoded = json.loads(answer.decode("utf-8"))
         except ValueError:
             decoded = None
-        event_id = decoded.get("id") if isinstance(decoded, dict) else None
-        if isinstance(event_id, bool) or not isinstance(event_id, (str, int)) or event_id == "":
-            # A 2xx without an id is not Herald (a wrong base URL hitting some other service?).
-            raise HeraldError("invalid_response", status, f"HTTP {status} without an event id in the answer")
-        return str(event_id)
+        if not isinstance(decoded, dict):
+            decoded = {}
+        return status, decoded
 
     def _send(self, path: str, data: bytes) -> Tuple[int, bytes]:
         """Performs the request; returns (status, body) of a 2xx, raises for anything else."""

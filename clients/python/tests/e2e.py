@@ -74,6 +74,13 @@ def main() -> None:
         lambda: client.notify({"users": [user], "channels": [channel]}, "CLIENT:BOTH", {"lang": tag, "kind": "both"}),
     )
 
+    ids = client.notify_batch(
+        [{"event": "CLIENT:BATCH", "targets": {"users": [user]}, "payload": {"lang": tag, "kind": "batch", "n": n}} for n in range(2)]
+    )
+    if len(ids) != 2 or not all(ids):
+        fail(f"notify_batch returned {ids!r}")
+    print(f"notify_batch: event ids {ids}", file=sys.stderr)
+
     wrong_key = Client(url, "wrong-key", timeout=10.0)
     expect_error(
         "wrong key",

@@ -171,7 +171,81 @@ public final class UnitTests {
 
     // ---- the tests ----------------------------------------------------------------------------
 
+    // The vector shared by the Rust, PHP, Java and Python tests.
+    static final String SHARED_SECRET = "herald-shared-test-secret";
+    static final byte[] SHARED_BODY = "{\"method\":\"calc.double\",\"data\":10,\"user\":\"alice\",\"conn\":\"g-1\"}"
+            .getBytes(StandardCharsets.UTF_8);
+    static final String SHARED_SIGNATURE = "sha256=ca5ab0e0a12c99ee841484ea8316b1e24b852bf0b9c806e3a197e0c8d064de39";
+
+    static Backend.Answer call(String method) {
+        byte[] body = ("{\"method\":\"" + method + "\",\"data\":10,\"user\":\"alice\",\"conn\":\"g-1\"}")
+                .getBytes(StandardCharsets.UTF_8);
+        return Backend.answerRpc(SHARED_SECRET, body, Signature.sign(SHARED_SECRET, body), (name, data, user, conn) -> {
+            switch (name) {
+                case "calc.double":
+                    return Map.of("doubled", ((Long) data) * 2);
+                case "calc.fail":
+                    throw new RpcError("app_1001", "always fails");
+                default:
+                    throw new IllegalStateException("secret detail");
+            }
+        });
+    }
+
+    static void defineBackendTests() {
+        test("signature: the shared vector", () -> {
+            same(SHARED_SIGNATURE, Signature.sign(SHARED_SECRET, SHARED_BODY), "signature");
+            check(Signature.verify(SHARED_SECRET, SHARED_BODY, " " + SHARED_SIGNATURE), "verifies");
+            check(!Signature.verify("other", SHARED_BODY, SHARED_SIGNATURE), "another secret");
+            check(!Signature.verify(SHARED_SECRET, "x".getBytes(StandardCharsets.UTF_8), SHARED_SIGNATURE), "another body");
+            check(!Signature.verify(SHARED_SECRET, SHARED_BODY, null), "no header");
+        });
+        test("backend: RPC results, coded errors, bad signatures", () -> {
+            Backend.Answer doubled = call("calc.double");
+            same(200, doubled.status(), "status");
+            same("{\"result\":{\"doubled\":20}}", doubled.body(), "result");
+            String failed = call("calc.fail").body();
+            check(failed.contains("\"code\":\"app_1001\"") && failed.contains("\"message\":\"always fails\""), "app error: " + failed);
+            String bug = call("calc.bug").body();
+            check(bug.contains("\"internal\"") && !bug.contains("secret detail"), "internal without detail: " + bug);
+            same(401, Backend.answerRpc(SHARED_SECRET, SHARED_BODY, "sha256=00", (m, d, u, c) -> null).status(), "bad signature");
+            byte[] empty = "{}".getBytes(StandardCharsets.UTF_8);
+            same(400, Backend.answerRpc(SHARED_SECRET, empty, Signature.sign(SHARED_SECRET, empty), (m, d, u, c) -> null).status(), "not a call");
+            boolean refused = false;
+            try {
+                new RpcError("app_2000", "out of range");
+            } catch (IllegalArgumentException e) {
+                refused = true;
+            }
+            check(refused, "app codes stop at app_1999");
+        });
+        test("backend: webhook events come out once signed", () -> {
+            byte[] body = "{\"events\":[{\"id\":\"e1\",\"type\":\"online\",\"user\":\"alice\"}]}".getBytes(StandardCharsets.UTF_8);
+            List<Map<String, Object>> events = Backend.webhookEvents(SHARED_SECRET, body, Signature.sign(SHARED_SECRET, body));
+            same(1, events.size(), "events");
+            same("online", events.get(0).get("type"), "type");
+            boolean refused = false;
+            try {
+                Backend.webhookEvents(SHARED_SECRET, body, "sha256=00");
+            } catch (SecurityException e) {
+                refused = true;
+            }
+            check(refused, "a bad signature is refused");
+        });
+        test("client: notifyBatch checks the list before any request", () -> {
+            HeraldClient client = new HeraldClient("http://127.0.0.1:9", "k");
+            boolean refused = false;
+            try {
+                client.notifyBatch(List.of());
+            } catch (IllegalArgumentException e) {
+                refused = true;
+            }
+            check(refused, "an empty batch is refused");
+        });
+    }
+
     static void defineTests() {
+        defineBackendTests();
         test("jwt: known answer shared by all Herald clients", () -> {
             Map<String, Object> claims = new LinkedHashMap<>();
             claims.put("sub", "alice");

@@ -168,6 +168,31 @@ public final class HeraldClient {
         return notify(Targets.broadcast(), event, payload);
     }
 
+    /**
+     * Sends up to 100 notify bodies ({@code {"event", "targets", "payload"}} as maps of plain Java
+     * values) in one request; Herald publishes them in order. Returns their ids in the same
+     * order. If any item is invalid nothing is sent, and the exception's message names the bad
+     * items.
+     */
+    public List<String> notifyBatch(List<? extends Map<String, ?>> notifications) {
+        Objects.requireNonNull(notifications, "notifications");
+        if (notifications.isEmpty() || notifications.size() > 100) {
+            throw new IllegalArgumentException("notifications must hold 1 to 100 notify bodies");
+        }
+        Map<String, Object> body = new java.util.LinkedHashMap<>();
+        body.put("notifications", notifications);
+        Answer answer = postJson("/v1/notify/batch", Json.write(body));
+        Object ids = answer.body().get("ids");
+        if (!(ids instanceof List<?> list) || list.size() != notifications.size()) {
+            throw new HeraldException("invalid_response", answer.status(), "batch answer without one id per item");
+        }
+        List<String> out = new java.util.ArrayList<>();
+        for (Object id : list) {
+            out.add(String.valueOf(id));
+        }
+        return out;
+    }
+
     // ---- tokens -------------------------------------------------------------------------------
 
     /** {@link #mintToken(String, List, long)} with no channel grants and a one-hour lifetime. */
@@ -270,6 +295,22 @@ public final class HeraldClient {
 
     /** POSTs a JSON body and returns the event id of the 2xx answer, or throws. */
     private String post(String path, String json) {
+        Answer answer = postJson(path, json);
+        Object id = answer.body().get("id");
+        if (!(id instanceof String || id instanceof Long) || "".equals(id)) {
+            // A 2xx without an id is not Herald (a wrong base URL hitting some other service?).
+            int status = answer.status();
+            throw new HeraldException("invalid_response", status, "HTTP " + status + " without an event id in the answer");
+        }
+        return id.toString();
+    }
+
+    /** A 2xx answer: its status and its JSON object (empty when the body is not one). */
+    private record Answer(int status, Map<?, ?> body) {
+    }
+
+    /** POSTs a JSON body and returns the 2xx answer, or throws. */
+    private Answer postJson(String path, String json) {
         HttpRequest request = HttpRequest.newBuilder(URI.create(baseUrl + path))
                 .timeout(timeout)
                 .header("Authorization", "Bearer " + apiKey)
@@ -300,20 +341,15 @@ public final class HeraldClient {
         if (status < 200 || status >= 300) {
             throw HeraldException.fromResponse(status, body, retryAfter(response));
         }
-        Object id = null;
+        Map<?, ?> decoded = Map.of();
         try {
-            Object decoded = Json.parse(body);
-            if (decoded instanceof Map) {
-                id = ((Map<?, ?>) decoded).get("id");
+            if (Json.parse(body) instanceof Map<?, ?> object) {
+                decoded = object;
             }
         } catch (IllegalArgumentException notJson) {
-            // handled below: no id
+            // an empty answer: the caller finds no id
         }
-        if (!(id instanceof String || id instanceof Long) || "".equals(id)) {
-            // A 2xx without an id is not Herald (a wrong base URL hitting some other service?).
-            throw new HeraldException("invalid_response", status, "HTTP " + status + " without an event id in the answer");
-        }
-        return id.toString();
+        return new Answer(status, decoded);
     }
 
     /** The first message in the cause chain, or the exception's class when none has one. */
