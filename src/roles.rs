@@ -71,7 +71,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let router = router
         .merge(herald_adapters::rest::router(
             bus.clone(),
-            rest_config(&settings)?,
+            rest_config(&settings, settings.admin.unwrap_or(true))?,
             &metrics.labelled(&[("role", "rest")]),
         ))
         .merge(health_routes(bus, Some(kv), metrics));
@@ -164,8 +164,12 @@ pub async fn rest(settings: Settings) -> anyhow::Result<()> {
         bail!("the REST adapter needs at least one --api-key-hash (make one with `herald passwd`)");
     }
     let rest_metrics = metrics.labelled(&[("role", "rest")]);
-    let router = herald_adapters::rest::router(bus.clone(), rest_config(&settings)?, &rest_metrics)
-        .merge(health_routes(bus, None, metrics));
+    let router = herald_adapters::rest::router(
+        bus.clone(),
+        rest_config(&settings, settings.admin.unwrap_or(false))?,
+        &rest_metrics,
+    )
+    .merge(health_routes(bus, None, metrics));
     let listener = bind(&settings).await?;
     announce(&settings, "rest", listener.local_addr()?);
     serve_http(listener, router, shutdown, &settings).await
@@ -335,17 +339,22 @@ fn gateway_config(settings: &Settings, demo: bool) -> herald_gateway::GatewayCon
         publish: settings.publish.clone(),
         rpc_routes: settings.rpc_routes.clone(),
         rpc_timeout: settings.rpc_timeout,
+        public_url: settings.public_url.clone(),
         ..Default::default()
     }
 }
 
-fn rest_config(settings: &Settings) -> anyhow::Result<herald_adapters::rest::RestConfig> {
+fn rest_config(
+    settings: &Settings,
+    admin: bool,
+) -> anyhow::Result<herald_adapters::rest::RestConfig> {
     Ok(herald_adapters::rest::RestConfig {
         api_keys: ApiKeys::new(settings.api_key_hashes.clone()),
         auth_limit: settings.auth_limit.clone(),
         jwt_secret: jwt_secret(settings)?,
         max_token_ttl_secs: settings.max_token_ttl_secs,
         max_payload_bytes: settings.max_payload_bytes,
+        admin,
     })
 }
 

@@ -56,6 +56,12 @@ pub enum GatewayCommand {
         gateway: String,
         /// Heartbeat counter.
         beat: u64,
+        /// Connections open on the gateway, for the cluster view.
+        #[serde(default)]
+        connections: u64,
+        /// The gateway's public URL (`--public-url`), for the admin console's live tail.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
     },
     /// The gateway is shutting down: forget every connection it held.
     Stopped {
@@ -233,6 +239,8 @@ pub enum Query {
     },
     /// `GET /v1/presence`: every user and channel, for a backend that resyncs.
     Presence,
+    /// `GET /v1/cluster`: gateways, dispatchers and the message bus, as dispatchers see them.
+    Cluster,
     /// `POST /v1/users/{user}/disconnect`.
     DisconnectUser {
         /// The user.

@@ -160,12 +160,19 @@ pub const ALL_CHANNELS_FILTER: &str = "chan.*.*.*";
 /// Filter matching every user's connections.
 pub const ALL_USERS_FILTER: &str = "user.*.*.*";
 
+/// Prefix of the keys each running dispatcher refreshes.
+pub const DISPATCHER_KEY_PREFIX: &str = "disp.";
+
+/// Filter matching every dispatcher's key.
+pub const ALL_DISPATCHERS_FILTER: &str = "disp.*";
+
+/// The key dispatcher `id` refreshes while it runs.
+pub fn dispatcher_key(id: &str) -> String {
+    format!("{DISPATCHER_KEY_PREFIX}{id}")
+}
+
 /// Filter matching every gateway heartbeat.
 pub const ALL_GATEWAYS_FILTER: &str = "gw.*";
-
-/// KV key every dispatcher writes before judging heartbeats: a failed write means heartbeats
-/// may be failing too, so their silence says nothing.
-pub const LIVENESS_PROBE_KEY: &str = "probe.liveness";
 
 /// Filters matching everything a gateway's connections left in KV.
 pub fn gateway_filters(gateway: &str) -> [String; 3] {

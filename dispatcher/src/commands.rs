@@ -100,10 +100,15 @@ pub(crate) async fn execute(
             crate::lifecycle::disconnected(context, &conn, &user, &channels, &reason).await;
             Ok(CommandReply::Done)
         }
-        GatewayCommand::Heartbeat { gateway, beat } => {
+        GatewayCommand::Heartbeat {
+            gateway,
+            beat,
+            connections,
+            url,
+        } => {
             context
                 .presence
-                .heartbeat(&gateway, beat)
+                .heartbeat(&gateway, beat, connections, url)
                 .await
                 .map_err(kv_down)?;
             Ok(CommandReply::Done)

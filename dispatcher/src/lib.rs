@@ -54,6 +54,8 @@ pub struct DispatcherConfig {
 
 /// Everything a request handler needs, shared by all of them.
 pub(crate) struct Context {
+    /// This dispatcher's id, random per process (in the cluster view).
+    pub id: String,
     pub bus: Arc<dyn Bus>,
     pub presence: presence::Presence,
     pub spent_tokens: Arc<dyn Kv>,
@@ -117,6 +119,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Dispatcher> {
     let context = Arc::new(Context {
+        id: format!("{:08x}", rand::random::<u32>()),
         bus: bus.clone(),
         presence: presence::Presence::new(kv),
         spent_tokens,

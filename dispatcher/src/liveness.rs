@@ -7,9 +7,10 @@
 //! disconnected. Several dispatchers may do this for the same gateway; every step is
 //! idempotent.
 //!
-//! Silence only counts while KV takes writes and answers reads: each round first writes a
-//! probe key, and after a failed write or reading (a NATS node lost, a leader being elected,
-//! during which listings may still answer while every write fails) every gateway gets a fresh
+//! Silence only counts while KV takes writes and answers reads: each round first writes a key
+//! of its own (`disp.<id>`, which the cluster view lists), and after a failed write or reading
+//! (a NATS node lost, a leader being elected, during which listings may still answer while
+//! every write fails) every gateway gets a fresh
 //! timeout, because its heartbeats failed for the same reason. So a degraded cluster delays
 //! reaping; it never reaps a live gateway.
 
@@ -30,7 +31,7 @@ pub(crate) async fn run(context: Arc<Context>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = context.presence.probe_writable().await {
+        if let Err(e) = context.presence.dispatcher_alive(&context.id).await {
             tracing::warn!(error = %e, "KV takes no writes; gateway heartbeats cannot land");
             kv_failed = true;
             continue;

@@ -29,21 +29,72 @@ impl Presence {
         Presence { kv }
     }
 
-    /// Records a gateway heartbeat.
-    pub async fn heartbeat(&self, gateway: &str, beat: u64) -> Result<(), KvError> {
+    /// Records a gateway heartbeat: its counter (liveness looks for a change), and what the
+    /// cluster view shows.
+    pub async fn heartbeat(
+        &self,
+        gateway: &str,
+        beat: u64,
+        connections: u64,
+        url: Option<String>,
+    ) -> Result<(), KvError> {
+        let record = json!({
+            "beat": beat,
+            "connections": connections,
+            "url": url,
+            "seen_ms": herald_core::messages::Delivery::now_ms(),
+        });
         self.kv
             .put(
                 &subjects::gateway_key(gateway),
-                Bytes::from(beat.to_string()),
+                Bytes::from(record.to_string()),
             )
             .await
     }
 
-    /// Writes the liveness probe key: whether KV takes writes now (heartbeats are writes).
-    pub async fn probe_writable(&self) -> Result<(), KvError> {
+    /// Whether the presence store answers.
+    pub async fn is_ready(&self) -> bool {
+        self.kv.is_ready().await
+    }
+
+    /// Records that dispatcher `id` is running; its liveness loop calls this first each round,
+    /// so it doubles as the probe of whether KV takes writes now (heartbeats are writes).
+    pub async fn dispatcher_alive(&self, id: &str) -> Result<(), KvError> {
+        let now = herald_core::messages::Delivery::now_ms();
         self.kv
-            .put(subjects::LIVENESS_PROBE_KEY, Bytes::from_static(b"1"))
+            .put(&subjects::dispatcher_key(id), Bytes::from(now.to_string()))
             .await
+    }
+
+    /// `GET /v1/cluster`'s gateways and dispatchers. Dispatchers silent for over
+    /// `forget_after_ms` are removed (a stopped or killed one leaves its key behind).
+    pub async fn cluster(&self, forget_after_ms: u64) -> Result<serde_json::Value, KvError> {
+        let now = herald_core::messages::Delivery::now_ms();
+        let mut gateways = Vec::new();
+        for (id, record) in self.gateways().await? {
+            let record: serde_json::Value = serde_json::from_slice(&record).unwrap_or_default();
+            let seen = record["seen_ms"].as_u64().unwrap_or(now);
+            gateways.push(json!({
+                "id": id,
+                "connections": record["connections"].as_u64().unwrap_or(0),
+                "url": record["url"],
+                "last_seen_ms": now.saturating_sub(seen),
+            }));
+        }
+        let mut dispatchers = Vec::new();
+        for (key, seen) in self.kv.entries(subjects::ALL_DISPATCHERS_FILTER).await? {
+            let Some(id) = key.strip_prefix(subjects::DISPATCHER_KEY_PREFIX) else {
+                continue;
+            };
+            let seen: u64 = String::from_utf8_lossy(&seen).parse().unwrap_or(0);
+            let silent = now.saturating_sub(seen);
+            if silent > forget_after_ms {
+                self.kv.delete(&key).await?;
+                continue;
+            }
+            dispatchers.push(json!({"id": id, "last_seen_ms": silent}));
+        }
+        Ok(json!({ "gateways": gateways, "dispatchers": dispatchers }))
     }
 
     /// Records that `conn` is identified as `user`.

@@ -33,6 +33,19 @@ pub(crate) async fn answer(
                 .map_err(down)
         }
         Query::Presence => context.presence.snapshot().await.map_err(down),
+        Query::Cluster => {
+            // A dispatcher silent for ten liveness rounds is gone.
+            let forget_after = context.config.liveness_interval.as_millis() as u64 * 10;
+            let mut cluster = context.presence.cluster(forget_after).await.map_err(down)?;
+            let lifecycle = &context.config.lifecycle;
+            let mut kinds: Vec<&str> = lifecycle.kinds.iter().map(|k| k.as_str()).collect();
+            kinds.sort_unstable();
+            cluster["answered_by"] = json!(context.id);
+            cluster["bus"] = json!({ "connected": context.bus.is_connected() });
+            cluster["store"] = json!({ "ready": context.presence.is_ready().await });
+            cluster["lifecycle"] = json!({ "webhooks": lifecycle.webhooks.len(), "types": kinds });
+            Ok(cluster)
+        }
         Query::DisconnectUser { user } => {
             names::check_name("user", &user)?;
             let connections = context

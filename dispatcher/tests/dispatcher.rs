@@ -74,6 +74,8 @@ fn heartbeat(gateway: &str, beat: u64) -> GatewayCommand {
     GatewayCommand::Heartbeat {
         gateway: gateway.into(),
         beat,
+        connections: 0,
+        url: None,
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) async fn start(shared: &Arc<Shared>) {
             let heartbeat = GatewayCommand::Heartbeat {
                 gateway: shared.id.clone(),
                 beat,
+                connections: shared.registry.all().len() as u64,
+                url: shared.config.public_url.clone(),
             };
             // Never wait longer than a beat: the next one replaces an answer still missing.
             match tokio::time::timeout(interval, command(&shared, &heartbeat)).await {

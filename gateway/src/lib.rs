@@ -86,6 +86,8 @@ pub struct GatewayConfig {
     pub rpc_routes: Vec<rpc::RpcRoute>,
     /// How long an RPC may take when its route does not say.
     pub rpc_timeout: Duration,
+    /// The URL clients reach this gateway at, shown in the cluster view.
+    pub public_url: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -107,6 +109,7 @@ impl Default for GatewayConfig {
             publish: publish::PublishConfig::default(),
             rpc_routes: Vec::new(),
             rpc_timeout: Duration::from_millis(defaults::RPC_TIMEOUT_MS),
+            public_url: None,
         }
     }
 }

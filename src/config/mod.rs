@@ -159,6 +159,9 @@ pub struct Settings {
     pub rpc_routes: Vec<herald_gateway::rpc::RpcRoute>,
     /// `[[webhook]]` tables.
     pub webhooks: Vec<herald_dispatcher::webhooks::WebhookConfig>,
+    pub public_url: Option<String>,
+    /// `None`: the role's default (on for `serve`).
+    pub admin: Option<bool>,
     pub lifecycle_events: bool,
     pub rpc_timeout: Duration,
 }
@@ -370,6 +373,8 @@ impl Options {
             rpc_routes: file.rpc,
             rpc_timeout,
             webhooks: file.webhook,
+            public_url: o.public_url,
+            admin: o.admin,
             lifecycle_events: o.lifecycle_events.unwrap_or_default(),
         })
     }

@@ -253,4 +253,12 @@ options! {
     /// turn on the types they want by themselves.
     #[arg(long, env = "HERALD_LIFECYCLE_EVENTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     lifecycle_events: bool = value(false);
+    /// The URL browsers reach this gateway at (`https://ws1.example.com`); the cluster view
+    /// lists it, and the admin console's live tail connects there.
+    #[arg(long, env = "HERALD_PUBLIC_URL", value_name = "URL")]
+    public_url: String = absent("none (the admin console's tail then connects to its own origin)");
+    /// Serve the admin console at /admin on the REST API's listener (it signs in with an API
+    /// key, like any REST call).
+    #[arg(long, env = "HERALD_ADMIN", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    admin: bool = absent("on for `herald serve`, off for `herald adapter rest`");
 }

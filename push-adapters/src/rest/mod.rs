@@ -4,6 +4,7 @@
 //! argon2id hashes and each verdict is cached; an address that fails too often is refused for
 //! a while (429). Errors are `{"error":{"code","message"}}`.
 
+pub mod admin;
 mod auth;
 mod batch;
 mod body;
@@ -36,6 +37,8 @@ pub struct RestConfig {
     pub max_token_ttl_secs: u64,
     /// Largest event payload, in bytes of JSON.
     pub max_payload_bytes: usize,
+    /// Whether to serve the admin console at `/admin`.
+    pub admin: bool,
 }
 
 pub(crate) struct RestState {
@@ -66,13 +69,19 @@ pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum:
             LATENCY_BUCKETS,
         ),
     });
+    let admin = state.config.admin;
     // A route layer sees the matched route's pattern.
-    routes::router(state.clone())
+    let router = routes::router(state.clone())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .layer(axum::middleware::from_fn_with_state(
             state,
             auth::limit_failures,
-        ))
+        ));
+    if admin {
+        router.merge(admin::router())
+    } else {
+        router
+    }
 }
 
 /// Records each request's duration under its route pattern (never the raw path, whose user

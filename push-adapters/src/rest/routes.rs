@@ -37,6 +37,7 @@ pub(crate) fn router(state: Arc<RestState>) -> Router {
         .route("/v1/channels/{channel}", get(channel_info))
         .route("/v1/channels", get(channels))
         .route("/v1/presence", get(presence))
+        .route("/v1/cluster", get(cluster))
         .route("/push", post(super::turted::push))
         .route("/push/", post(super::turted::push))
         .route("/v1/{*rest}", axum::routing::any(not_found))
@@ -255,6 +256,15 @@ async fn presence(
 ) -> Result<Response, ApiError> {
     require_key(&state, &headers).await?;
     query(&state, Query::Presence).await
+}
+
+/// `GET /v1/cluster`: gateways, dispatchers and the message bus, as a dispatcher sees them.
+async fn cluster(
+    State(state): State<Arc<RestState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_key(&state, &headers).await?;
+    query(&state, Query::Cluster).await
 }
 
 /// `GET /v1/channels?limit=N&cursor=C`: one page of channels in name order.
