@@ -125,10 +125,11 @@ async function listening(proc, role) {
 
 /**
  * A whole Herald installation on loopback. `name` labels the logs written to output/logs/;
- * `gatewayArgs` are added to the gateway's command line.
+ * `gatewayArgs` are added to every gateway's command line, `restArgs` to the REST adapter's;
+ * `gateways` gateways run (their URLs in `gatewayUrls`, the first also in `gatewayUrl`).
  * Returns URLs, credentials, `restartGateway()` and `stop()`.
  */
-export async function startCluster(name, { gatewayArgs = [] } = {}) {
+export async function startCluster(name, { gatewayArgs = [], restArgs = [], gateways = 1 } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "herald-browser-"));
   const procs = [];
   const cluster = {
@@ -152,15 +153,23 @@ export async function startCluster(name, { gatewayArgs = [] } = {}) {
     // Requests are answered only once it says it is running.
     await dispatcher.waitFor(/herald dispatcher running/);
     const rest = start("rest", HERALD_BIN, ["adapter", "rest", "--nats", cluster.natsUrl, "--listen", "127.0.0.1:0",
-      "--api-key-hash", passwd(cluster.apiKey), ...secret]);
+      "--api-key-hash", passwd(cluster.apiKey), ...secret, ...restArgs]);
     cluster.restUrl = await listening(rest, "rest");
 
+    // A port chosen here, so each gateway can say its public URL (the cluster view lists it).
     const startGateway = async (listen) => {
-      const gateway = start("gateway", HERALD_BIN, ["gateway", "--nats", cluster.natsUrl, "--listen", listen, "--demo", ...secret, ...gatewayArgs]);
-      cluster.gateway = gateway;
-      return listening(gateway, "gateway");
+      const address = listen ?? `127.0.0.1:${await freePort()}`;
+      const gateway = start("gateway", HERALD_BIN, ["gateway", "--nats", cluster.natsUrl, "--listen", address,
+        "--public-url", `http://${address}`, "--demo", ...secret, ...gatewayArgs]);
+      return { gateway, url: await listening(gateway, "gateway") };
     };
-    cluster.gatewayUrl = await startGateway("127.0.0.1:0");
+    cluster.gatewayUrls = [];
+    for (let i = 0; i < gateways; i++) {
+      const { gateway, url } = await startGateway();
+      if (i === 0) cluster.gateway = gateway;
+      cluster.gatewayUrls.push(url);
+    }
+    cluster.gatewayUrl = cluster.gatewayUrls[0];
 
     /** SIGKILL the gateway (no goodbye to anyone), then start a new one on the same port. */
     cluster.killGateway = () => cluster.gateway.kill("SIGKILL");
@@ -170,7 +179,9 @@ export async function startCluster(name, { gatewayArgs = [] } = {}) {
       const deadline = Date.now() + 10000;
       for (;;) {
         try {
-          return await startGateway(address);
+          const { gateway, url } = await startGateway(address);
+          cluster.gateway = gateway;
+          return url;
         } catch (err) {
           if (Date.now() > deadline) throw err;
         }
