@@ -74,7 +74,7 @@ async function signIn(name) {
   $("me-name").textContent = me;
   $("me-avatar").replaceWith(Object.assign(avatar(me, "small"), { id: "me-avatar" }));
   $("me").hidden = false;
-  $("text").disabled = $("send").disabled = false;
+  $("text").disabled = $("send").disabled = $("rpc-call").disabled = false;
   selectChannel("chat");
   $("text").focus();
 }
@@ -86,7 +86,7 @@ function signOut() {
   channels.clear();
   people.clear();
   $("me").hidden = true;
-  $("text").disabled = $("send").disabled = true;
+  $("text").disabled = $("send").disabled = $("rpc-call").disabled = true;
   renderChannels();
   renderPeople();
   renderMessages();
@@ -306,6 +306,31 @@ $("composer").addEventListener("submit", async (e) => {
   } finally {
     $("send").disabled = false;
     input.focus();
+  }
+});
+
+$("rpc-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const method = $("rpc-method").value.trim();
+  const text = $("rpc-data").value.trim();
+  const out = $("rpc-result");
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text; // not JSON: send it as a string
+    }
+  }
+  out.dataset.outcome = "";
+  out.textContent = `calling ${method}…`;
+  try {
+    const result = await herald.rpc(method, data, { timeoutMs: 10000 });
+    out.dataset.outcome = "result";
+    out.textContent = `→ ${JSON.stringify(result)}`;
+  } catch (err) {
+    out.dataset.outcome = "error";
+    out.textContent = `✗ ${err.code}: ${err.message}`;
   }
 });
 

@@ -79,6 +79,12 @@ describe("demo page", { skip: !!skip }, () => {
 
     assert.match(await dora.textContent("#curl"), /HERALD=http:\/\/127\.0\.0\.1:\d+\ncurl \$HERALD\/v1\/notify /);
 
+    // The RPC panel calls through herald.js; with no backend configured, Herald says not_found.
+    await dora.fill("#rpc-method", "calc.double");
+    await dora.fill("#rpc-data", "21");
+    await dora.click("#rpc-call");
+    await dora.waitForSelector('#rpc-result[data-outcome="error"]:has-text("not_found")', { timeout: 10000 });
+
     mkdirSync(OUTPUT, { recursive: true });
     await dora.screenshot({ path: join(OUTPUT, "demo.png") });
     await eve.screenshot({ path: join(OUTPUT, "demo-eve.png") });
