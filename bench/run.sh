@@ -14,7 +14,8 @@
 #              then NATS_IDLE_CONNS raw nats-server WebSocket connections for reference
 #   ingest     REST POSTs/s with INGEST_CLIENTS concurrent clients
 #   publish    SUBS subscribers in one channel, EVENTS events published by one client connection
-#              (`publish` frames), beside one REST publisher and raw nats-server, same sizes
+#              (`publish` frames), then by PUBLISHERS connections, beside one REST publisher and
+#              raw nats-server, same sizes
 #   rpc        RPC round trips/s from RPC_CLIENTS WebSocket clients to a backend on NATS (served
 #              by herald-bench), RPC_SECS per level, beside the same calls straight over NATS
 #   broadcast  BROADCAST_CONNS connections over the gateways, each receiving BROADCAST_EVENTS
@@ -28,7 +29,7 @@
 # RATES ("25 200"), RATE_SECS (20), LAT_CONCURRENCY (4), CHANNEL_SUBS (1000), CHANNELS (100),
 # PER_CONN (2), CHANNEL_EVENTS (2000), IDLE_CONNS (20000), NATS_IDLE_CONNS (10000),
 # IDLE_HOLD (10), INGEST_CLIENTS (1,16,64), INGEST_SECS (5), BROADCAST_CONNS (80000),
-# BROADCAST_EVENTS (10), RPC_CLIENTS (1,16,64), RPC_SECS (5), STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a
+# BROADCAST_EVENTS (10), RPC_CLIENTS (1,16,64), RPC_SECS (5), PUBLISHERS (8), STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a
 # failure), BENCH_ARGS (extra herald-bench flags), PROFILE (release; or debug), SKIP_BUILD (0),
 # RESULTS (file the JSON result lines are appended to), HERALD_LOG (warn), OUTBOX_CAPACITY
 # (the gateways' --outbox-capacity; their default when unset), OUTBOX_MAX_BYTES (with
@@ -61,6 +62,7 @@ INGEST_SECS="${INGEST_SECS:-5}"
 BROADCAST_CONNS="${BROADCAST_CONNS:-80000}"
 BROADCAST_EVENTS="${BROADCAST_EVENTS:-10}"
 RPC_CLIENTS="${RPC_CLIENTS:-1,16,64}"
+PUBLISHERS="${PUBLISHERS:-8}"
 RPC_SECS="${RPC_SECS:-5}"
 STRICT="${STRICT:-0}"
 BENCH_ARGS="${BENCH_ARGS:-}"
@@ -325,6 +327,10 @@ for scenario in "${scenarios[@]}"; do
     publish)
       bench_run fanout "${herald_args[@]}" --via client --subscribers "$SUBS" --events "$EVENTS" \
         --concurrency 1 --label "client publish herald"
+      if [ "$PUBLISHERS" -gt 1 ]; then
+        bench_run fanout "${herald_args[@]}" --via client --subscribers "$SUBS" --events "$EVENTS" \
+          --concurrency "$PUBLISHERS" --label "client publish herald, $PUBLISHERS publishers"
+      fi
       bench_run fanout "${herald_args[@]}" --subscribers "$SUBS" --events "$EVENTS" \
         --concurrency 1 --label "rest publish herald, 1 publisher"
       bench_run fanout "${nats_args[@]}" --subscribers "$SUBS" --events "$EVENTS" --label "publish $ref_version"

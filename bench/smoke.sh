@@ -15,7 +15,7 @@ export CHANNEL_SUBS=8 CHANNELS=4 PER_CONN=2 CHANNEL_EVENTS=40
 export IDLE_CONNS=10 NATS_IDLE_CONNS=10 IDLE_HOLD=1
 export INGEST_CLIENTS=1,4 INGEST_SECS=1
 export BROADCAST_CONNS=6 BROADCAST_EVENTS=5
-export RPC_CLIENTS=1,4 RPC_SECS=1
+export RPC_CLIENTS=1,4 RPC_SECS=1 PUBLISHERS=2
 export BENCH_ARGS="--max-secs 60 --drain-secs 10 --conns-per-proc 4"
 "$here/run.sh" fanout latency channels idle ingest broadcast publish rpc
 # Two fault scenarios, tiny: a dispatcher and a gateway killed (about 25 s).
