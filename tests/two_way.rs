@@ -272,6 +272,23 @@ async fn rpc_over_http_is_signed_and_passes_answers_and_error_codes_through() {
 
     let unknown = rpc(&mut ws, "nobody.home", json!(1)).await;
     assert_eq!(unknown["code"], "not_found", "{unknown}");
+    // Each call is timed by route and outcome.
+    let metrics = scrape_metrics(&herald.base).await;
+    let calls = |route: &str, outcome: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("herald_gateway_rpc_duration_seconds_count{"))
+            .filter(|l| {
+                l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(calls("calc.", "result"), 3.0, "{metrics}");
+    assert_eq!(calls("calc.", "app"), 1.0);
+    assert_eq!(calls("calc.", "unavailable"), 2.0);
+    assert_eq!(calls("nats", "not_found"), 1.0);
     let bad = ws.request(json!({"type": "rpc", "method": "a b"})).await;
     assert_eq!(bad["code"], "bad_request", "{bad}");
     let mut anonymous = Ws::connect(&herald.ws_url).await;

@@ -42,7 +42,9 @@ mod ws;
 use herald_core::auth_limit::AuthLimiter;
 use herald_core::bus::Bus;
 use herald_core::defaults;
-use herald_core::metrics::{Histogram, Metric, Metrics, DEPTH_BUCKETS, LATENCY_BUCKETS};
+use herald_core::metrics::{
+    Histogram, HistogramFamily, Metric, Metrics, DEPTH_BUCKETS, LATENCY_BUCKETS,
+};
 use herald_core::requests::Requester;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +123,7 @@ struct GatewayMetrics {
     slow_consumers: Arc<Metric>,
     delivery_latency: Arc<Histogram>,
     outbox_depth: Arc<Histogram>,
+    rpc_durations: Arc<HistogramFamily>,
 }
 
 /// Everything the connections of one gateway share.
@@ -209,6 +212,13 @@ impl Gateway {
                     "herald_gateway_outbox_depth",
                     "Frames waiting in each connection's send queue, sampled every heartbeat.",
                     DEPTH_BUCKETS,
+                ),
+                rpc_durations: metrics.histogram_family(
+                    "herald_gateway_rpc_duration_seconds",
+                    "Client RPCs from the frame to the backend's answer, by route (the [[rpc]] \
+                     prefix, or nats) and outcome (result, the error code, or app for an \
+                     application code).",
+                    LATENCY_BUCKETS,
                 ),
             },
             shutdown,

@@ -3,6 +3,7 @@
 
 use crate::backend::{self, BackendEndpoint};
 use herald_core::bus::{Bus, BusError};
+use herald_core::metrics::HistogramFamily;
 use herald_core::protocol::server_frames::ServerFrame;
 use herald_core::protocol::RequestId;
 use herald_core::{ErrorCode, HeraldError};
@@ -101,18 +102,18 @@ impl Rpc {
         }
     }
 
-    /// Calls `method` for `user` on connection `conn`; answers the `result` or `error` frame.
-    #[allow(clippy::too_many_arguments)]
+    /// Calls `method` for `user` on connection `conn`; answers the `result` or `error` frame,
+    /// and records how long it took in `durations`.
     pub(crate) async fn call(
         &self,
-        client: &reqwest::Client,
-        bus: &dyn Bus,
+        via: (&reqwest::Client, &dyn Bus, &HistogramFamily),
         id: Option<RequestId>,
         method: &str,
         data: &Value,
-        user: &str,
-        conn: &str,
+        (user, conn): (&str, &str),
     ) -> ServerFrame {
+        let (client, bus, durations) = via;
+        let started = std::time::Instant::now();
         let body = Call {
             method,
             data,
@@ -123,11 +124,31 @@ impl Rpc {
             Ok(body) => self.route(client, bus, method, body).await,
             Err(e) => Err(HeraldError::internal(e)),
         };
-        match answered.and_then(decode_answer) {
-            Ok(Ok(data)) => ServerFrame::Result { id, data },
-            Ok(Err((code, message))) => ServerFrame::Error { id, code, message },
-            Err(error) => ServerFrame::error(id, &error),
-        }
+        let (frame, outcome) = match answered.and_then(decode_answer) {
+            Ok(Ok(data)) => (ServerFrame::Result { id, data }, "result"),
+            Ok(Err((code, message))) => {
+                let outcome = if code.starts_with("app_") {
+                    "app"
+                } else {
+                    "error"
+                };
+                (ServerFrame::Error { id, code, message }, outcome)
+            }
+            Err(error) => (ServerFrame::error(id, &error), error.code.as_str()),
+        };
+        let route = self
+            .routes
+            .iter()
+            .find(|(r, _, _)| method.starts_with(&r.prefix))
+            .map_or("nats", |(r, _, _)| r.prefix.as_str());
+        let labels = vec![
+            ("route".to_string(), route.to_string()),
+            ("outcome".to_string(), outcome.to_string()),
+        ];
+        durations
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        frame
     }
 
     async fn route(

@@ -234,13 +234,13 @@ async fn execute(
         } => publish(shared, connection, state, id, (channel, event), payload).await,
         ClientFrame::Rpc { id, method, data } => {
             let user = identified(state)?;
-            let bus = shared.bus.as_ref();
-            let client = &shared.backend_client;
-            let conn = &connection.id_text;
-            Ok(shared
-                .rpc
-                .call(client, bus, id, &method, &data, &user, conn)
-                .await)
+            let via = (
+                &shared.backend_client,
+                shared.bus.as_ref(),
+                shared.metrics.rpc_durations.as_ref(),
+            );
+            let who = (user.as_str(), connection.id_text.as_str());
+            Ok(shared.rpc.call(via, id, &method, &data, who).await)
         }
         ClientFrame::Leave { id, channel } => {
             let user = identified(state)?;
