@@ -57,14 +57,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     )
     .await?;
     let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
-    let dispatcher = tokio::spawn(herald_dispatcher::run(
+    // Started (subscribed) before anything listens, so the first request finds it.
+    let dispatcher = herald_dispatcher::start(
         bus.clone(),
         kv.clone(),
         spent,
         dispatcher_config(&settings, client.as_ref()).await?,
         metrics.labelled(&[("role", "dispatcher")]),
         shutdown.clone(),
-    ));
+    )
+    .await?;
+    let dispatcher = tokio::spawn(dispatcher.stopped());
     let file_tails =
         crate::adapter_roles::spawn_file_tails(&settings, bus.clone(), &metrics, shutdown.clone())?;
     let (gateway, router) = start_gateway(&settings, &bus, &metrics, &shutdown, demo).await?;
@@ -95,7 +98,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(file_tails) = file_tails {
         file_tails.await??;
     }
-    dispatcher.await??;
+    dispatcher.await?;
     Ok(())
 }
 

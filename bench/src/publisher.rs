@@ -237,14 +237,25 @@ impl Job {
 
 /// POSTs events to Herald's REST adapter at `addr` with API key `key`.
 pub async fn publish_herald(addr: SocketAddr, key: &str, plan: Plan) -> Outcome {
+    let key = key.to_string();
+    run_workers(plan, move |job, w| {
+        let key = key.clone();
+        async move { herald_worker(addr, &key, &job, w).await }
+    })
+    .await
+}
+
+/// Runs `plan.workers` workers (`worker(job, w)`) to the end and merges what they did; at full
+/// speed the event numbers nobody claimed count as unsent.
+pub(crate) async fn run_workers<F, Fut>(plan: Plan, worker: F) -> Outcome
+where
+    F: Fn(Arc<Job>, u64) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let job = Job::new(plan);
-    let mut tasks = Vec::new();
-    for w in 0..u64::from(job.plan.workers.max(1)) {
-        let (job, key) = (job.clone(), key.to_string());
-        tasks.push(tokio::spawn(async move {
-            herald_worker(addr, &key, &job, w).await
-        }));
-    }
+    let tasks: Vec<_> = (0..u64::from(job.plan.workers.max(1)))
+        .map(|w| tokio::spawn(worker(job.clone(), w)))
+        .collect();
     let mut outcome = Outcome::new(job.start_ns);
     for task in tasks {
         match task.await {
@@ -252,7 +263,6 @@ pub async fn publish_herald(addr: SocketAddr, key: &str, plan: Plan) -> Outcome 
             Err(e) => outcome.error(format!("publisher task failed: {e}")),
         }
     }
-    // At full speed the numbers never claimed are unsent.
     if job.plan.rate.is_none() {
         outcome.rejected.extend(job.claimed()..job.plan.events);
     }

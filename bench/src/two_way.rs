@@ -3,7 +3,7 @@
 //! (`rpc`), beside the same backend called straight over NATS as the reference.
 
 use crate::plan::{payload, Mark};
-use crate::publisher::{Job, Outcome, Plan};
+use crate::publisher::{run_workers, Job, Outcome, Plan};
 use crate::stats::{new_histogram, percentiles_ms, record_ns};
 use crate::subscriber::next_json;
 use crate::sys;
@@ -74,26 +74,12 @@ async fn answer(ws: &mut WsClient, frame: &str, id: u64) -> anyhow::Result<Value
 /// gateway at `addr`; each waits for its `ok` before the next, as a REST publisher waits for
 /// its 202.
 pub async fn publish_client(addr: SocketAddr, jwt_secret: &str, plan: Plan) -> Outcome {
-    let job = Job::new(plan);
-    let mut tasks = Vec::new();
-    for w in 0..u64::from(job.plan.workers.max(1)) {
-        let (job, secret) = (job.clone(), jwt_secret.to_string());
-        tasks.push(tokio::spawn(async move {
-            client_worker(addr, &secret, &job, w).await
-        }));
-    }
-    let mut outcome = Outcome::new(job.start_ns);
-    for task in tasks {
-        match task.await {
-            Ok(o) => outcome.merge(o),
-            Err(e) => outcome.error(format!("publisher task failed: {e}")),
-        }
-    }
-    if job.plan.rate.is_none() {
-        let claimed = job.claimed();
-        outcome.rejected.extend(claimed..job.plan.events);
-    }
-    outcome
+    let secret = jwt_secret.to_string();
+    run_workers(plan, move |job, w| {
+        let secret = secret.clone();
+        async move { client_worker(addr, &secret, &job, w).await }
+    })
+    .await
 }
 
 async fn client_worker(addr: SocketAddr, jwt_secret: &str, job: &Job, w: u64) -> Outcome {
@@ -157,6 +143,16 @@ struct Level {
 }
 
 impl Level {
+    fn empty() -> Level {
+        Level {
+            calls: 0,
+            failed: 0,
+            secs: 0.0,
+            latency: new_histogram(),
+            errors: Vec::new(),
+        }
+    }
+
     fn json(&self, clients: u32) -> Value {
         json!({
             "clients": clients,
@@ -218,13 +214,7 @@ async fn herald_level(
         let addr = gateways[c as usize % gateways.len()];
         let (secret, data) = (jwt_secret.to_string(), data.clone());
         tasks.push(tokio::spawn(async move {
-            let mut level = Level {
-                calls: 0,
-                failed: 0,
-                secs: 0.0,
-                latency: new_histogram(),
-                errors: Vec::new(),
-            };
+            let mut level = Level::empty();
             let user = format!("bench-rpc-{c}");
             let mut ws = match identified(addr, &secret, &user, u64::from(c) + 7).await {
                 Ok(ws) => ws,
@@ -278,13 +268,7 @@ async fn nats_level(
     for _ in 0..clients {
         let (client, body, subject) = (client.clone(), body.clone(), subject.clone());
         tasks.push(tokio::spawn(async move {
-            let mut level = Level {
-                calls: 0,
-                failed: 0,
-                secs: 0.0,
-                latency: new_histogram(),
-                errors: Vec::new(),
-            };
+            let mut level = Level::empty();
             while sys::now_ns() < deadline {
                 let sent = sys::now_ns();
                 let call = client.request(subject.clone(), body.clone().into());
@@ -312,13 +296,7 @@ async fn nats_level(
 }
 
 async fn gather(tasks: Vec<tokio::task::JoinHandle<Level>>, started: u64) -> Level {
-    let mut total = Level {
-        calls: 0,
-        failed: 0,
-        secs: 0.0,
-        latency: new_histogram(),
-        errors: Vec::new(),
-    };
+    let mut total = Level::empty();
     for task in tasks {
         match task.await {
             Ok(level) => {

@@ -4,6 +4,24 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// The shortest secret a backend endpoint (RPC route, publish hook, webhook) accepts.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Checks a backend endpoint's `url` and `secret` as configured; the message names the key
+/// to fix.
+pub fn check_endpoint(url: &str, secret: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`url` {url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("`url` {url:?} must be http:// or https://"));
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "`secret` must be at least {MIN_SECRET_BYTES} bytes (`openssl rand -hex 32`)"
+        ));
+    }
+    Ok(())
+}
+
 /// The header carrying the signature.
 pub const HEADER: &str = "X-Herald-Signature";
 

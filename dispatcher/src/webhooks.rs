@@ -19,8 +19,6 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long one POST may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The shortest secret a webhook accepts.
-pub const MIN_SECRET_BYTES: usize = 16;
 
 /// One `[[webhook]]` table.
 #[derive(Clone, Debug, Deserialize)]
@@ -53,16 +51,7 @@ fn default_batch_ms() -> u64 {
 impl WebhookConfig {
     /// Checks the table; the message names what to fix.
     pub fn check(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("`url` {:?} is not a URL: {e}", self.url))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("`url` {:?} must be http:// or https://", self.url));
-        }
-        if self.secret.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "`secret` must be at least {MIN_SECRET_BYTES} bytes (`openssl rand -hex 32`)"
-            ));
-        }
+        signature::check_endpoint(&self.url, &self.secret)?;
         if !(1..=1000).contains(&self.batch_max) {
             return Err("`batch_max` must be between 1 and 1000".into());
         }

@@ -18,23 +18,10 @@ pub struct BackendEndpoint {
     pub timeout_ms: Option<u64>,
 }
 
-/// The shortest secret a backend endpoint accepts.
-pub const MIN_SECRET_BYTES: usize = 16;
-
 impl BackendEndpoint {
     /// Checks the URL and the secret; the message names what to fix.
     pub fn check(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("`url` {:?} is not a URL: {e}", self.url))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("`url` {:?} must be http:// or https://", self.url));
-        }
-        if self.secret.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "`secret` must be at least {MIN_SECRET_BYTES} bytes (`openssl rand -hex 32`)"
-            ));
-        }
-        Ok(())
+        signature::check_endpoint(&self.url, &self.secret)
     }
 
     /// The time one call may take, `default` when the endpoint does not say.
