@@ -27,6 +27,8 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
+    /// Whether the log is full and dropping its oldest events (said once in the log).
+    dropping: bool,
     /// Events with their sequence numbers, oldest first.
     events: VecDeque<(u64, LifecycleEvent)>,
     /// The sequence number the next event gets.
@@ -49,13 +51,21 @@ impl EventLog for MemoryEventLog {
             let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
             let seq = state.next;
             state.next += 1;
+            // Nobody will read it: in one process there is no other subscriber to keep it for.
+            if state.positions.is_empty() {
+                return Ok(());
+            }
             state.events.push_back((seq, event.clone()));
             if state.events.len() > CAPACITY {
                 state.events.pop_front();
-                tracing::warn!(
-                    capacity = CAPACITY,
-                    "lifecycle event log full: dropped the oldest undelivered event (is a webhook down?)"
-                );
+                if !std::mem::replace(&mut state.dropping, true) {
+                    tracing::warn!(
+                        capacity = CAPACITY,
+                        "lifecycle event log full: dropping the oldest undelivered events (is a webhook down?)"
+                    );
+                }
+            } else {
+                state.dropping = false;
             }
         }
         self.shared.appended.notify_waiters();
@@ -142,6 +152,17 @@ impl EventReader for MemoryReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn without_a_reader_nothing_is_kept() {
+        use crate::lifecycle::{Kind, LifecycleEvent};
+        let log = MemoryEventLog::new();
+        for _ in 0..10 {
+            log.append(&LifecycleEvent::new(Kind::Join)).await.unwrap();
+        }
+        let state = log.shared.state.lock().unwrap();
+        assert!(state.events.is_empty());
+    }
 
     #[tokio::test]
     async fn conforms() {
