@@ -270,6 +270,41 @@ async fn rpc_over_http_is_signed_and_passes_answers_and_error_codes_through() {
     // The connection stays usable after every one of those.
     assert_eq!(rpc(&mut ws, "calc.double", json!(4)).await["data"], 8);
 
+    // A slow call does not hold the connection: a ping sent after it is answered first.
+    ws.send_text(&json!({"type": "rpc", "id": "slow", "method": "calc.slow"}).to_string())
+        .await;
+    ws.send_text(&json!({"type": "ping", "id": "p"}).to_string())
+        .await;
+    assert_eq!(ws.recv().await, json!({"type": "pong", "id": "p"}));
+    let late = ws.recv().await;
+    assert_eq!(
+        (&late["id"], &late["code"]),
+        (&json!("slow"), &json!("unavailable")),
+        "{late}"
+    );
+    // At most 8 calls of one connection wait at once; a 9th is refused at once.
+    for n in 0..9 {
+        let call = json!({"type": "rpc", "id": format!("c{n}"), "method": "calc.slow"});
+        ws.send_text(&call.to_string()).await;
+    }
+    let refused = ws.recv().await;
+    assert_eq!(
+        (&refused["id"], &refused["code"]),
+        (&json!("c8"), &json!("rate_limited")),
+        "{refused}"
+    );
+    let mut answered = Vec::new();
+    for _ in 0..8 {
+        let answer = ws.recv().await;
+        assert_eq!(answer["code"], "unavailable", "{answer}");
+        answered.push(answer["id"].as_str().unwrap().to_string());
+    }
+    answered.sort();
+    assert_eq!(
+        answered,
+        (0..8).map(|n| format!("c{n}")).collect::<Vec<_>>()
+    );
+
     let unknown = rpc(&mut ws, "nobody.home", json!(1)).await;
     assert_eq!(unknown["code"], "not_found", "{unknown}");
     // Each call is timed by route and outcome.
@@ -287,7 +322,7 @@ async fn rpc_over_http_is_signed_and_passes_answers_and_error_codes_through() {
     };
     assert_eq!(calls("calc.", "result"), 3.0, "{metrics}");
     assert_eq!(calls("calc.", "app"), 1.0);
-    assert_eq!(calls("calc.", "unavailable"), 2.0);
+    assert_eq!(calls("calc.", "unavailable"), 11.0);
     assert_eq!(calls("nats", "not_found"), 1.0);
     let bad = ws.request(json!({"type": "rpc", "method": "a b"})).await;
     assert_eq!(bad["code"], "bad_request", "{bad}");

@@ -26,6 +26,8 @@ pub struct Connection {
     pub session: tokio::sync::Mutex<crate::session::SessionState>,
     /// Milliseconds (gateway clock) when the client last showed it is alive.
     last_seen_ms: AtomicU64,
+    /// RPCs of this connection waiting for their backend.
+    pub rpcs_in_flight: std::sync::atomic::AtomicU8,
 }
 
 impl Connection {
@@ -38,6 +40,7 @@ impl Connection {
             outbox,
             session: Default::default(),
             last_seen_ms: AtomicU64::new(now_ms()),
+            rpcs_in_flight: Default::default(),
         }
     }
 

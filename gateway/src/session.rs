@@ -111,13 +111,23 @@ pub(crate) fn welcome(shared: &Shared, connection: &Connection) -> String {
     .encode()
 }
 
-/// Handles one client frame and returns the reply frame. May ask the connection to close
-/// (after the reply is sent), e.g. after too many failed idents.
+/// RPCs one connection may have waiting for their backends at once; more get `rate_limited`.
+pub(crate) const MAX_RPCS_IN_FLIGHT: u8 = 8;
+
+/// What handling a client frame gives: its reply now, or an RPC whose reply comes when the
+/// backend answers (the connection's other frames need not wait for it).
+pub(crate) enum Handled {
+    Reply(String),
+    Call(std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>),
+}
+
+/// Handles one client frame. May ask the connection to close (after the reply is sent), e.g.
+/// after too many failed idents.
 pub(crate) async fn handle_frame(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     connection: &Arc<Connection>,
     text: &str,
-) -> String {
+) -> Handled {
     connection.seen();
     if text.len() > shared.config.max_frame_bytes {
         let error = HeraldError::new(
@@ -128,12 +138,72 @@ pub(crate) async fn handle_frame(
                 shared.config.max_frame_bytes
             ),
         );
-        return ServerFrame::error(None, &error).encode();
+        return Handled::Reply(ServerFrame::error(None, &error).encode());
     }
-    let frame = match ClientFrame::decode(text) {
-        Ok(frame) => frame,
-        Err(e) => return ServerFrame::error(e.id, &e.error).encode(),
+    match ClientFrame::decode(text) {
+        Ok(ClientFrame::Rpc { id, method, data }) => {
+            rpc(shared, connection, id, method, data).await
+        }
+        Ok(frame) => Handled::Reply(handle_request(shared, connection, frame).await),
+        Err(e) => Handled::Reply(ServerFrame::error(e.id, &e.error).encode()),
+    }
+}
+
+/// Starts an RPC: checks it may run, then hands back the call, which holds no lock.
+async fn rpc(
+    shared: &Arc<Shared>,
+    connection: &Arc<Connection>,
+    id: Option<RequestId>,
+    method: String,
+    data: serde_json::Value,
+) -> Handled {
+    let user = {
+        let state = connection.session.lock().await;
+        if state.closed {
+            Err(HeraldError::bad_request("connection is closing"))
+        } else {
+            identified(&state)
+        }
     };
+    let user = match user {
+        Ok(user) => user,
+        Err(error) => return Handled::Reply(ServerFrame::error(id, &error).encode()),
+    };
+    let in_flight = &connection.rpcs_in_flight;
+    if in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= MAX_RPCS_IN_FLIGHT {
+        in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let error = HeraldError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "{MAX_RPCS_IN_FLIGHT} RPCs of this connection are waiting for their backends; \
+                 wait for an answer"
+            ),
+        );
+        return Handled::Reply(ServerFrame::error(id, &error).encode());
+    }
+    let (shared, connection) = (shared.clone(), connection.clone());
+    Handled::Call(Box::pin(async move {
+        let via = (
+            &shared.backend_client,
+            shared.bus.as_ref(),
+            shared.metrics.rpc_durations.as_ref(),
+        );
+        let who = (user.as_str(), connection.id_text.as_str());
+        let reply = shared.rpc.call(via, id, &method, &data, who).await.encode();
+        connection
+            .rpcs_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        reply
+    }))
+}
+
+/// Handles one decoded client frame other than an RPC and returns the reply frame; the
+/// session stays locked meanwhile, so a connection's requests take effect in order.
+async fn handle_request(
+    shared: &Shared,
+    connection: &Arc<Connection>,
+    frame: ClientFrame,
+) -> String {
     let id = frame.id().cloned();
     let is_ident = matches!(frame, ClientFrame::Ident { .. });
     let mut state = connection.session.lock().await;
@@ -232,16 +302,8 @@ async fn execute(
             event,
             payload,
         } => publish(shared, connection, state, id, (channel, event), payload).await,
-        ClientFrame::Rpc { id, method, data } => {
-            let user = identified(state)?;
-            let via = (
-                &shared.backend_client,
-                shared.bus.as_ref(),
-                shared.metrics.rpc_durations.as_ref(),
-            );
-            let who = (user.as_str(), connection.id_text.as_str());
-            Ok(shared.rpc.call(via, id, &method, &data, who).await)
-        }
+        // `handle_frame` runs RPCs apart, without the session lock.
+        ClientFrame::Rpc { .. } => Err(HeraldError::internal("an rpc frame reached execute")),
         ClientFrame::Leave { id, channel } => {
             let user = identified(state)?;
             if !state.channels.contains(&channel) {

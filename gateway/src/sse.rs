@@ -6,7 +6,7 @@ use crate::admission::{refusal, Admitted, ClientIp};
 use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
-use crate::session;
+use crate::session::{self, Handled};
 use crate::Shared;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -173,7 +173,7 @@ pub(crate) async fn post_frame(
 /// Hands `frame` to the SSE connection `id` of this gateway if `secret` proves the caller owns
 /// it; `None` for an unknown id, a WebSocket connection or a missing or wrong secret alike.
 async fn handle_owned(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     id: &ConnId,
     secret: Option<&str>,
     frame: &str,
@@ -182,7 +182,13 @@ async fn handle_owned(
     if !connection.is_sse_secret(secret?) {
         return None;
     }
-    Some(session::handle_frame(shared, &connection, frame).await)
+    // An SSE POST's response carries its reply, so it waits for an RPC's answer.
+    Some(
+        match session::handle_frame(shared, &connection, frame).await {
+            Handled::Reply(reply) => reply,
+            Handled::Call(call) => call.await,
+        },
+    )
 }
 
 /// Answers SSE frames other gateways forward for connections this one holds.

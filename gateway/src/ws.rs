@@ -5,6 +5,7 @@ use crate::admission::{refusal, Admitted, ClientIp};
 use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::registry::Connection;
+use crate::session::Handled;
 use crate::{delivery, session, Shared};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -73,7 +74,11 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>, _ad
     let _ = writer.await;
 }
 
-async fn read(shared: &Shared, connection: &Arc<Connection>, mut stream: SplitStream<WebSocket>) {
+async fn read(
+    shared: &Arc<Shared>,
+    connection: &Arc<Connection>,
+    mut stream: SplitStream<WebSocket>,
+) {
     let closing = connection.outbox.closer();
     let reason = loop {
         let message = tokio::select! {
@@ -82,8 +87,20 @@ async fn read(shared: &Shared, connection: &Arc<Connection>, mut stream: SplitSt
         };
         match message {
             Some(Ok(Message::Text(text))) => {
-                let reply = session::handle_frame(shared, connection, text.as_str()).await;
-                delivery::queue(shared, connection, Utf8Bytes::from(reply));
+                match session::handle_frame(shared, connection, text.as_str()).await {
+                    Handled::Reply(reply) => {
+                        delivery::queue(shared, connection, Utf8Bytes::from(reply));
+                    }
+                    // The socket keeps reading while the backend works; the answer is queued
+                    // when it comes (unless the connection closed meanwhile).
+                    Handled::Call(call) => {
+                        let (shared, connection) = (shared.clone(), connection.clone());
+                        shared.clone().tracker.spawn(async move {
+                            let reply = call.await;
+                            delivery::queue(&shared, &connection, Utf8Bytes::from(reply));
+                        });
+                    }
+                }
             }
             Some(Ok(Message::Binary(_))) => break UNSUPPORTED_DATA,
             Some(Ok(Message::Pong(_) | Message::Ping(_))) => connection.seen(),
