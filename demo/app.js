@@ -62,13 +62,14 @@ async function signIn(name) {
   herald.on("error", (err) => logLine({ level: "warn", msg: `herald: ${err.code}: ${err.message}` }));
   herald.on("CHAT:MESSAGE", onChat);
   herald.on("LOG:LINE", (payload, meta) => logLine(payload, meta));
+  herald.on("LIFECYCLE", lifecycleLine);
   herald.on("*", (payload, meta) => {
     // Events the page has no view for still show up, so a curl from the snippet is never lost.
-    if (meta.event !== "CHAT:MESSAGE" && meta.event !== "LOG:LINE") logLine({ event: meta.event, payload }, meta);
+    if (!["CHAT:MESSAGE", "LOG:LINE", "LIFECYCLE"].includes(meta.event)) logLine({ event: meta.event, payload }, meta);
   });
   renderStatus(herald.state);
   await herald.ident(freshToken);
-  await Promise.all([joinChannel("chat"), herald.join("logs")]);
+  await Promise.all([joinChannel("chat"), herald.join("logs"), herald.join("lifecycle")]);
   people.set(me, Date.now());
   renderPeople();
   $("me-name").textContent = me;
@@ -131,6 +132,16 @@ function onChat(payload, meta) {
     channel.unread++;
     renderChannels();
   }
+}
+
+/** One lifecycle event: "online alice", "join alice #chat", "disconnect bob (closed by client)". */
+function lifecycleLine(event) {
+  const list = $("lifecycle");
+  const parts = [event.type, event.user ?? event.gateway ?? "", event.channel ? `#${event.channel}` : "", event.reason ? `(${event.reason})` : ""];
+  const row = el("li", "log-line lifecycle-line", parts.filter(Boolean).join(" "));
+  row.dataset.type = event.type;
+  list.prepend(row);
+  while (list.children.length > 200) list.lastElementChild.remove();
 }
 
 function logLine(payload, meta) {

@@ -57,17 +57,34 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     )
     .await?;
     let (kv, spent) = open_kv(client.as_ref(), settings.kv_replicas).await?;
+    if demo {
+        // The demo page shows lifecycle events live.
+        settings.lifecycle_events = true;
+    }
+    let config = dispatcher_config(&settings, client.as_ref()).await?;
+    let demo_events = match demo {
+        true => Some(config.lifecycle.log.reader("demo-lifecycle").await?),
+        false => None,
+    };
     // Started (subscribed) before anything listens, so the first request finds it.
     let dispatcher = herald_dispatcher::start(
         bus.clone(),
         kv.clone(),
         spent,
-        dispatcher_config(&settings, client.as_ref()).await?,
+        config,
         metrics.labelled(&[("role", "dispatcher")]),
         shutdown.clone(),
     )
     .await?;
     let dispatcher = tokio::spawn(dispatcher.stopped());
+    if let Some(reader) = demo_events {
+        let requests = herald_core::requests::Requester::new(bus.clone(), Duration::from_secs(5));
+        tokio::spawn(herald_gateway::demo::relay_lifecycle(
+            reader,
+            requests,
+            shutdown.clone(),
+        ));
+    }
     let file_tails =
         crate::adapter_roles::spawn_file_tails(&settings, bus.clone(), &metrics, shutdown.clone())?;
     let (gateway, router) = start_gateway(&settings, &bus, &metrics, &shutdown, demo).await?;

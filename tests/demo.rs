@@ -98,3 +98,30 @@ async fn the_demo_refuses_a_public_address_unless_told() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_local_serve_shows_lifecycle_events_on_the_demo_channel() {
+    let herald = Herald::serve(None, &[]);
+    let mut watcher = Ws::user(&herald.ws_url, "watcher", &["lifecycle"]).await;
+    let newcomer = Ws::user(&herald.ws_url, "newcomer", &["chat"]).await;
+    let mut seen = Vec::new();
+    while !seen.contains(&"join".to_string()) {
+        let event = watcher.event().await;
+        assert_eq!(event["event"], "LIFECYCLE", "{event}");
+        if event["payload"]["user"] == "newcomer" {
+            seen.push(event["payload"]["type"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        seen,
+        ["connect", "online", "join"],
+        "in the order they happened"
+    );
+    drop(newcomer);
+    loop {
+        let event = watcher.event().await;
+        if event["payload"]["type"] == "offline" && event["payload"]["user"] == "newcomer" {
+            break;
+        }
+    }
+}

@@ -5,6 +5,8 @@
 //! (or for a plain local `herald serve`), on loopback unless told otherwise. What it mints is
 //! kept small: a short-lived token granting the demo's own channels, never a private one, and
 //! client publish to the channels its holder joins (the chat sends through `publish` frames).
+//! The page also shows lifecycle events live: [`relay_lifecycle`] reposts them to the public
+//! channel `lifecycle`, which is why the demo is for trying Herald out, never production.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -105,5 +107,56 @@ async fn demo_token(State(state): State<Arc<DemoState>>, body: Bytes) -> Respons
     match token::mint(&state.jwt_secret, &claims) {
         Ok(token) => Json(json!({"user": request.user, "token": token})).into_response(),
         Err(e) => bad(e),
+    }
+}
+
+/// The channel the demo reposts lifecycle events to.
+pub const LIFECYCLE_CHANNEL: &str = "lifecycle";
+/// The event name they carry there.
+pub const LIFECYCLE_EVENT: &str = "LIFECYCLE";
+
+/// Reposts every lifecycle event `reader` gets to the channel [`LIFECYCLE_CHANNEL`] (payload:
+/// the event itself) until `shutdown`, so the demo page can show who came and went.
+pub async fn relay_lifecycle(
+    mut reader: Box<dyn herald_core::event_log::EventReader>,
+    requests: herald_core::requests::Requester,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use herald_core::protocol::notify::{Notify, Targets};
+    let wait = std::time::Duration::from_millis(200);
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            batch = reader.next_batch(100, wait) => batch,
+        };
+        let events = match batch {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "the demo cannot read lifecycle events; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        for event in events {
+            let Ok(payload) = serde_json::value::to_raw_value(&event) else {
+                continue;
+            };
+            let notify = Notify {
+                event: LIFECYCLE_EVENT.to_string(),
+                targets: Targets {
+                    channels: vec![LIFECYCLE_CHANNEL.to_string()],
+                    ..Targets::default()
+                },
+                payload,
+            };
+            let id = herald_core::messages::EventIds::fresh();
+            if let Err(e) = requests.notify(&id, &notify).await {
+                tracing::debug!(error = %e, "a lifecycle event did not reach the demo channel");
+            }
+        }
+        // Shown or not, the demo does not replay old events.
+        let _ = reader.acknowledge().await;
     }
 }
