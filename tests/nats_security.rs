@@ -122,6 +122,33 @@ include ./herald-users.conf
 type Errors = tokio::sync::mpsc::UnboundedReceiver<String>;
 
 /// Command-line arguments from one line of words.
+/// A webhook receiver on loopback that keeps every event it is sent.
+async fn webhook_receiver() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    String,
+) {
+    let events: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let kept = events.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let batch: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let mut kept = kept.lock().unwrap();
+                kept.extend(batch["events"].as_array().cloned().unwrap_or_default());
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hooks", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (events, url)
+}
+
 fn words(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_string).collect()
 }
@@ -138,15 +165,25 @@ async fn every_role_works_on_nats_with_tls_and_a_user_each() {
     let log = tempfile::NamedTempFile::new().expect("log file");
     let stderr = || log.reopen().expect("log");
     let info = [("HERALD_LOG", "info")];
+    // A webhook, so the dispatcher uses the lifecycle stream and its consumer too.
+    let (hooks, hook_url) = webhook_receiver().await;
+    let config = nats.dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!("[[webhook]]\nurl = \"{hook_url}\"\nsecret = \"webhook-secret-0123456789\"\nbatch_ms = 50\n"),
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().into_owned();
     // Credentials three ways: an NKey seed file, a user and password in the environment, and
     // in the URL.
     let dispatcher = words(&format!(
         "dispatcher --nats nats://127.0.0.1:{port} --nats-nkey {seed} --nats-tls-ca {ca} \
-         --jwt-secret {SECRET}"
+         --jwt-secret {SECRET} --config {config}"
     ));
     let (_dispatcher, _) = herald_with(&refs(&dispatcher), &info, stderr());
     let gateway = words(&format!(
-        "gateway --nats nats://127.0.0.1:{port} --listen 127.0.0.1:0 --jwt-secret {SECRET}"
+        "gateway --nats nats://127.0.0.1:{port} --listen 127.0.0.1:0 --jwt-secret {SECRET} \
+         --client-publish room"
     ));
     let gateway_env = [
         ("HERALD_NATS_USER", "gateway"),
@@ -181,6 +218,34 @@ async fn every_role_works_on_nats_with_tls_and_a_user_each() {
     let sse = Sse::open(&first).await;
     let pong = sse.post(&other, json!({"type": "ping", "id": 1})).await;
     assert_eq!(pong["type"], "pong", "{pong}");
+    // Two-way: a client publish (herald.publish), an RPC nobody serves (herald.rpc.>), a
+    // batch (herald.notify.batch), and lifecycle events through JetStream to the webhook.
+    let mut carol = Ws::user(&ws_url(&other), "carol", &["room"]).await;
+    let published = carol
+        .request(json!({"type": "publish", "channel": "room", "event": "HI", "payload": 1}))
+        .await;
+    assert_eq!(published["type"], "ok", "{published}");
+    assert_eq!(alice.event().await["event"], "HI");
+    let unserved = carol
+        .request(json!({"type": "rpc", "method": "calc.double", "data": 1}))
+        .await;
+    assert_eq!(unserved["code"], "not_found", "{unserved}");
+    let (status, body) = rest
+        .post(
+            "/v1/notify/batch",
+            json!({"notifications": [{"event": "B", "targets": {"users": ["alice"]}}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(alice.event().await["event"], "B");
+    eventually("the webhook got carol's connect", || async {
+        hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "connect" && e["user"] == "carol")
+    })
+    .await;
 
     let server_log = nats.log();
     assert!(server_log.contains("Server is ready"), "{server_log}");
