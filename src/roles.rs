@@ -309,7 +309,25 @@ async fn dispatcher_config(
         gateway_timeout: settings.gateway_timeout,
         liveness_interval: settings.liveness_interval,
         lifecycle: lifecycle(settings, client).await?,
+        history: history(settings, client).await?,
     })
+}
+
+/// History in JetStream on NATS (so it survives any Herald process), in memory on the
+/// embedded bus (a restart starts a new epoch: no client recovers across it).
+async fn history(
+    settings: &Settings,
+    client: Option<&async_nats::Client>,
+) -> anyhow::Result<herald_core::history::History> {
+    use herald_core::history::{History, HistoryStore, MemoryHistory, NatsHistory};
+    let widest = settings.history.widest();
+    let store: Arc<dyn HistoryStore> = match client {
+        Some(client) => {
+            Arc::new(NatsHistory::open(client.clone(), settings.kv_replicas, widest).await?)
+        }
+        None => Arc::new(MemoryHistory::new(widest)),
+    };
+    Ok(History::new(store, settings.history.clone()))
 }
 
 /// Lifecycle events when a webhook or `--lifecycle-events` wants them: kept in JetStream on

@@ -110,7 +110,7 @@ async fn a_copy_of_an_event_published_again_under_its_id_is_delivered_once() {
     });
     for _ in 0..2 {
         client
-            .publish(herald_core::subjects::DELIVER, delivery.to_string().into())
+            .publish("herald.to.c.news", delivery.to_string().into())
             .await
             .expect("publish");
     }

@@ -14,6 +14,8 @@
 //! - [`lifecycle`]: the lifecycle events backends receive (connect, join, online, …).
 //! - [`event_log`]: the [`event_log::EventLog`] seam that keeps lifecycle events until webhooks
 //!   delivered them, in memory or on a JetStream stream.
+//! - [`history`]: the last events of each channel and user, and recovery from a position,
+//!   in memory or on a JetStream stream.
 //! - [`defaults`]: defaults the binary and the libraries share.
 //! - [`credentials`]: argon2id verification with a verdict cache, for API keys and passwords.
 //! - [`auth_limit`]: failed authentication counted per client address, with backoff.
@@ -26,6 +28,7 @@ pub mod bus;
 pub mod credentials;
 pub mod defaults;
 pub mod event_log;
+pub mod history;
 pub mod kv;
 pub mod lifecycle;
 pub mod messages;

@@ -1,7 +1,9 @@
 //! What Herald's roles say to each other over the bus: commands, deliveries, queries, control.
 
 use crate::protocol::client_frames::IdentAuth;
+use crate::history::Target;
 use crate::protocol::notify::Targets;
+use crate::protocol::Positions;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -184,7 +186,8 @@ pub struct EventAccepted {
     pub id: String,
 }
 
-/// Dispatcher → every gateway, on [`crate::subjects::DELIVER`]: one event.
+/// Dispatcher → the gateways holding its targets ([`crate::subjects::deliver_to`],
+/// [`crate::subjects::DELIVER_BROADCAST`]): one event; also what history keeps of it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Delivery<'a> {
     /// The event id.
@@ -203,6 +206,10 @@ pub struct Delivery<'a> {
     /// The publishing connection of a client-published event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Publisher>,
+    /// Its positions in the streams of the targets that keep history (empty in what is
+    /// stored: a stored copy's position is where it is stored).
+    #[serde(default, skip_serializing_if = "Positions::is_empty")]
+    pub pos: Positions,
 }
 
 impl Delivery<'_> {
@@ -234,6 +241,18 @@ pub enum Query {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
         /// Most channels on the page (the dispatcher caps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// `GET /v1/channels/{c}/history`, `GET /v1/users/{u}/history`, and a gateway replaying
+    /// what a client missed: `{"events":[…],"pos":…,"recovered":…,"more":…}`.
+    History {
+        /// Whose stream.
+        target: Target,
+        /// The position the reader last saw (a token); without it, the newest events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Most events in the answer (the dispatcher caps it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },

@@ -6,7 +6,11 @@
 //!   `herald.cmd` so a storm of commands cannot delay them into a false "gateway lost".
 //! - `herald.notify`: adapter → dispatcher notify requests; queue group.
 //! - `herald.query`: REST → dispatcher presence queries and disconnects; queue group.
-//! - `herald.deliver`: dispatcher → every gateway, one message per event.
+//! - `herald.to.c.<channel>`, `herald.to.u.<user>`: dispatcher → the gateways holding a member
+//!   of that channel or a connection of that user (they subscribe by interest), one message
+//!   per event and target; `herald.to.all`: broadcasts, to every gateway.
+//! - `herald.hist.c.<channel>`, `herald.hist.u.<user>`: the history kept per target (see
+//!   [`crate::history`]).
 //! - `herald.control`: dispatcher → every gateway, e.g. "disconnect user".
 //! - `herald.gw.<gateway>.sse`: a gateway forwards an SSE POST to the gateway holding it.
 //! - `herald.events.<type>`: lifecycle events for backends (see [`crate::lifecycle`]).
@@ -35,8 +39,16 @@ pub const PUBLISH: &str = "herald.publish";
 pub const RPC_PREFIX: &str = "herald.rpc.";
 /// REST → dispatcher queries.
 pub const QUERY: &str = "herald.query";
-/// Dispatcher → all gateways: events to deliver.
-pub const DELIVER: &str = "herald.deliver";
+/// Dispatcher → every gateway: broadcast events.
+pub const DELIVER_BROADCAST: &str = "herald.to.all";
+
+/// Dispatcher → the gateways interested in `target`: its events.
+pub fn deliver_to(target: &crate::history::Target) -> String {
+    match target {
+        crate::history::Target::Channel(name) => format!("herald.to.c.{}", key_token(name)),
+        crate::history::Target::User(name) => format!("herald.to.u.{}", key_token(name)),
+    }
+}
 /// Dispatcher → all gateways: control messages.
 pub const CONTROL: &str = "herald.control";
 /// The KV bucket holding presence state.

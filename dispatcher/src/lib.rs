@@ -4,8 +4,10 @@
 //! - [`presence`]: the KV layout of connections, users and channels, and every read and write
 //!   of it.
 //! - `commands`: ident, join, leave and closed requests from gateways.
-//! - `notify`: notify requests from adapters, published once to every gateway.
+//! - `notify`: notify requests from adapters, kept in history and published to the gateways
+//!   holding their targets.
 //! - `queries`: presence questions and disconnects from the REST adapter.
+//! - `history`: history reads, for backends and for gateways replaying what a client missed.
 //! - `liveness`: notices gateways that stopped heartbeating and clears what they held.
 //! - [`lifecycle`]: the lifecycle events each presence change makes, appended to the event log.
 //! - [`webhooks`]: delivers the event log to each `[[webhook]]`, signed, retried, at least once.
@@ -14,6 +16,7 @@
 //! beyond caches, and agree through KV.
 
 mod commands;
+mod history;
 pub mod lifecycle;
 mod liveness;
 mod notify;
@@ -50,6 +53,8 @@ pub struct DispatcherConfig {
     pub liveness_interval: Duration,
     /// Lifecycle events and webhooks.
     pub lifecycle: lifecycle::Lifecycle,
+    /// The history of every channel and user.
+    pub history: herald_core::history::History,
 }
 
 /// Everything a request handler needs, shared by all of them.

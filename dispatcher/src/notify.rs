@@ -1,12 +1,15 @@
 //! Notify requests from adapters, and events clients published through their gateway:
-//! validated and published once to every gateway, under the id the sender chose.
+//! validated, kept in the history of each target, and published to the gateways holding those
+//! targets, under the id the sender chose.
 
 use crate::Context;
 use bytes::Bytes;
 use herald_core::messages::{
     Delivery, EventAccepted, EventIds, NotifyBatchRequest, NotifyRequest, MAX_BATCH_ITEMS,
 };
-use herald_core::protocol::notify::Notify;
+use herald_core::history::Target;
+use herald_core::protocol::notify::{Notify, Targets};
+use herald_core::protocol::Positions;
 use herald_core::requests::Reply;
 use herald_core::subjects::{self, ConnId};
 use herald_core::{ErrorCode, HeraldError};
@@ -106,21 +109,69 @@ async fn deliver(
         return Err(HeraldError::bad_request("malformed event id"));
     }
     notify.validate()?;
-    let delivery = Delivery {
+    let mut delivery = Delivery {
         id: &id,
         event: &notify.event,
         targets: notify.targets.clone(),
         payload: &notify.payload,
         accepted_ms: Delivery::now_ms(),
         from,
+        pos: Positions::default(),
     };
-    let bytes = serde_json::to_vec(&delivery).map_err(HeraldError::internal)?;
-    context
-        .bus
-        .publish(subjects::DELIVER, Bytes::from(bytes))
-        .await
-        .map_err(|e| {
-            HeraldError::unavailable(format!("could not hand the event to the gateways: {e}"))
-        })?;
+    let targets = targets_of(&delivery.targets);
+    delivery.pos = remember(context, &id, &delivery, &targets).await?;
+    let bytes = Bytes::from(serde_json::to_vec(&delivery).map_err(HeraldError::internal)?);
+    let subjects = targets
+        .iter()
+        .map(subjects::deliver_to)
+        .chain(delivery.targets.broadcast.then(|| subjects::DELIVER_BROADCAST.to_string()));
+    for subject in subjects {
+        context
+            .bus
+            .publish(&subject, bytes.clone())
+            .await
+            .map_err(|e| {
+                HeraldError::unavailable(format!("could not hand the event to the gateways: {e}"))
+            })?;
+    }
     Ok(EventAccepted { id })
+}
+
+/// Each channel and user an event names, once.
+fn targets_of(targets: &Targets) -> Vec<Target> {
+    let channels = targets.channels.iter().cloned().map(Target::Channel);
+    let users = targets.users.iter().cloned().map(Target::User);
+    let mut all: Vec<Target> = channels.chain(users).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Stores the event in the history of each target that keeps one, all at once; answers its
+/// positions there. An event that could not be kept is refused (the sender retries, under the
+/// same id, which history stores once).
+async fn remember(
+    context: &Context,
+    id: &str,
+    delivery: &Delivery<'_>,
+    targets: &[Target],
+) -> Result<Positions, HeraldError> {
+    let history = &context.config.history;
+    let stored = Bytes::from(serde_json::to_vec(delivery).map_err(HeraldError::internal)?);
+    let appends = targets
+        .iter()
+        .map(|target| history.append(target, id, stored.clone()));
+    let kept = futures::future::join_all(appends).await;
+    let mut positions = Positions::default();
+    for (target, position) in targets.iter().zip(kept) {
+        let position = position.map_err(|e| {
+            HeraldError::unavailable(format!("could not keep the event in history, try again: {e}"))
+        })?;
+        let Some(position) = position else { continue };
+        match target {
+            Target::Channel(name) => positions.channels.insert(name.clone(), position.to_string()),
+            Target::User(name) => positions.users.insert(name.clone(), position.to_string()),
+        };
+    }
+    Ok(positions)
 }

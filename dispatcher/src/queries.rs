@@ -32,6 +32,11 @@ pub(crate) async fn answer(
                 .await
                 .map_err(down)
         }
+        Query::History {
+            target,
+            since,
+            limit,
+        } => crate::history::read(&context, target, since, limit).await,
         Query::Presence => context.presence.snapshot().await.map_err(down),
         Query::Cluster => {
             // A dispatcher silent for ten liveness rounds is gone.

@@ -42,6 +42,12 @@ async fn start() -> Fixture {
         gateway_timeout: Duration::from_millis(300),
         liveness_interval: Duration::from_millis(50),
         lifecycle: Lifecycle::new(events.clone(), Vec::new(), true),
+        history: herald_core::history::History::new(
+            Arc::new(herald_core::history::MemoryHistory::new(
+                herald_core::history::HistoryPolicy::default().default,
+            )),
+            herald_core::history::HistoryPolicy::default(),
+        ),
     };
     let task = tokio::spawn(herald_dispatcher::run(
         bus.clone(),
@@ -323,7 +329,7 @@ async fn a_silent_gateway_is_cleared_and_announced() {
 #[tokio::test]
 async fn notify_is_validated_and_published_once_with_an_id() {
     let f = start().await;
-    let mut deliveries = f.bus.subscribe(subjects::DELIVER, None).await.unwrap();
+    let mut deliveries = f.bus.subscribe("herald.to.c.c", None).await.unwrap();
     let ask = |body: &'static str| {
         let bus = f.bus.clone();
         async move {

@@ -2,9 +2,11 @@
 //!
 //! Each event is parsed once per gateway and encoded once per distinct `via`; every connection
 //! in a group gets the same bytes. Queuing never waits: a full outbox closes that connection.
+//! Events come through the subscriptions [`crate::interest`] keeps, one per target held.
 
 use crate::outbox::{CloseReason, Offer};
 use crate::recent::{RecentEvents, CAPACITY};
+use crate::recovery::{Held, Live};
 use crate::registry::Connection;
 use crate::Shared;
 use axum::extract::ws::Utf8Bytes;
@@ -14,8 +16,10 @@ use herald_core::subjects;
 use std::sync::Arc;
 
 /// Subscribes to deliveries and control messages and serves them until shutdown.
-pub(crate) async fn start(shared: &Arc<Shared>) -> anyhow::Result<()> {
-    let mut deliveries = shared.bus.subscribe(subjects::DELIVER, None).await?;
+pub(crate) async fn start(
+    shared: &Arc<Shared>,
+    mut deliveries: crate::interest::Deliveries,
+) -> anyhow::Result<()> {
     let mut controls = shared.bus.subscribe(subjects::CONTROL, None).await?;
     shared.bus.flush().await?;
     let for_events = shared.clone();
@@ -65,11 +69,12 @@ fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
     let mut delivered = 0;
     let from = delivery.from.as_ref();
     for group in shared.registry.resolve(&delivery.targets) {
+        let pos = delivery.pos.for_via(&group.via);
         let bytes = encode_event(
             delivery.id,
             delivery.event,
             delivery.payload,
-            &group.via,
+            (&group.via, &pos),
             from.map(|from| from.user.as_str()),
         );
         let Ok(frame) = Utf8Bytes::try_from(bytes) else {
@@ -80,9 +85,23 @@ fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
             if from.is_some_and(|from| from.conn == connection.id_text) {
                 continue;
             }
-            let offer = connection
-                .outbox
-                .offer_event(frame.clone(), delivery.accepted_ms);
+            let offer = if connection.recovery.is_active() {
+                let event = Held {
+                    id: delivery.id.to_string(),
+                    frame: frame.clone(),
+                    accepted_ms: delivery.accepted_ms,
+                };
+                let capacity = shared.config.outbox_capacity;
+                match connection.recovery.offer_live(&connection.outbox, event, capacity) {
+                    Live::Offered(offer) => offer,
+                    Live::Held => Offer::Queued,
+                    Live::Duplicate => continue,
+                }
+            } else {
+                connection
+                    .outbox
+                    .offer_event(frame.clone(), delivery.accepted_ms)
+            };
             if counted(shared, &connection, offer) == Offer::Queued {
                 delivered += 1;
             }

@@ -10,6 +10,9 @@
 //! - `http_error`: every HTTP error as a JSON `error` frame, axum's refusals included.
 //! - `delivery`: events and control messages from the bus, fanned out to connections.
 //! - `recent`: ids of recently delivered events, so a copy sent again is dropped.
+//! - `interest`: a subscription per channel and user this gateway holds, so it receives only
+//!   their events.
+//! - `recovery`: replays of what a reconnecting client missed, live events waiting behind them.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
 //! - `admission`: caps on open connections per gateway and per client address, and the ident
@@ -29,10 +32,12 @@ mod delivery;
 pub mod demo;
 mod heartbeat;
 mod http_error;
+mod interest;
 mod origin;
 mod outbox;
 pub mod publish;
 mod recent;
+mod recovery;
 pub mod registry;
 pub mod rpc;
 mod session;
@@ -141,6 +146,7 @@ pub(crate) struct Shared {
     /// Calls to backends: RPC routes and the publish hook.
     backend_client: reqwest::Client,
     rpc: rpc::Rpc,
+    interest: interest::Interest,
 }
 
 /// A running gateway; its [`Gateway::router`] serves `/ws`, `/sse` and `/sse/{conn}`.
@@ -177,8 +183,10 @@ impl Gateway {
             config.rpc_timeout,
             config.max_frame_bytes,
         );
+        let (interest, deliveries) = interest::Interest::new(bus.clone(), metrics).await?;
         let shared = Arc::new(Shared {
             id,
+            interest,
             backend_client: backend::client(),
             rpc,
             requests: Requester::new(bus.clone(), config.command_timeout).observed(metrics),
@@ -226,7 +234,7 @@ impl Gateway {
             close_reports,
             admission,
         });
-        delivery::start(&shared).await?;
+        delivery::start(&shared, deliveries).await?;
         close_reports::start(&shared, unacknowledged);
         heartbeat::start(&shared).await;
         sse::start_forwarding(&shared).await?;

@@ -57,6 +57,11 @@ impl CloseReason {
         code: 4001,
         reason: "disconnected by the backend",
     };
+    /// History went while a replay was read: reconnect, and recover (or reload) again.
+    pub const RECOVERY_INTERRUPTED: CloseReason = CloseReason {
+        code: 4010,
+        reason: "recovery interrupted: reconnect",
+    };
     /// No successful ident within the gateway's ident timeout.
     pub const IDENT_TIMEOUT: CloseReason = CloseReason {
         code: 4003,

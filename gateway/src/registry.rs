@@ -28,6 +28,8 @@ pub struct Connection {
     last_seen_ms: AtomicU64,
     /// RPCs of this connection waiting for their backend.
     pub rpcs_in_flight: std::sync::atomic::AtomicU8,
+    /// Replays of missed events, and the live events waiting behind them.
+    pub recovery: crate::recovery::Recovery,
 }
 
 impl Connection {
@@ -41,6 +43,7 @@ impl Connection {
             session: Default::default(),
             last_seen_ms: AtomicU64::new(now_ms()),
             rpcs_in_flight: Default::default(),
+            recovery: Default::default(),
         }
     }
 

@@ -2,6 +2,10 @@
 //! then identified; turns client frames into dispatcher commands and reply frames.
 
 use crate::outbox::{CloseReason, OutboxReceiver};
+use crate::recovery::{Held, Replay};
+use axum::extract::ws::Utf8Bytes;
+use herald_core::history::{Position, Target};
+use herald_core::messages::Query;
 use crate::publish::{Outgoing, PublishBucket, Publishing};
 use crate::registry::Connection;
 use crate::Shared;
@@ -38,6 +42,8 @@ pub struct SessionState {
     peer: Option<IpAddr>,
     /// Set once the connection closed; later frames are refused.
     closed: bool,
+    /// A replay the last request started, handed to the transport with the reply.
+    replay: Option<Replay>,
 }
 
 /// How a connection reaches its client.
@@ -119,6 +125,9 @@ pub(crate) const MAX_RPCS_IN_FLIGHT: u8 = 8;
 pub(crate) enum Handled {
     Reply(String),
     Call(std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>),
+    /// An `ok` to `ident` or `join` with `since`: queue it, then drop the replay, which queues
+    /// the missed events and the live ones that waited behind them.
+    Recovered(String, Replay),
 }
 
 /// Handles one client frame. May ask the connection to close (after the reply is sent), e.g.
@@ -144,7 +153,10 @@ pub(crate) async fn handle_frame(
         Ok(ClientFrame::Rpc { id, method, data }) => {
             rpc(shared, connection, id, method, data).await
         }
-        Ok(frame) => Handled::Reply(handle_request(shared, connection, frame).await),
+        Ok(frame) => match handle_request(shared, connection, frame).await {
+            (reply, Some(replay)) => Handled::Recovered(reply, replay),
+            (reply, None) => Handled::Reply(reply),
+        },
         Err(e) => Handled::Reply(ServerFrame::error(e.id, &e.error).encode()),
     }
 }
@@ -197,26 +209,27 @@ async fn rpc(
     }))
 }
 
-/// Handles one decoded client frame other than an RPC and returns the reply frame; the
-/// session stays locked meanwhile, so a connection's requests take effect in order.
+/// Handles one decoded client frame other than an RPC and returns the reply frame, and the
+/// replay it started if any; the session stays locked meanwhile, so a connection's requests
+/// take effect in order.
 async fn handle_request(
     shared: &Shared,
     connection: &Arc<Connection>,
     frame: ClientFrame,
-) -> String {
+) -> (String, Option<Replay>) {
     let id = frame.id().cloned();
     let is_ident = matches!(frame, ClientFrame::Ident { .. });
     let mut state = connection.session.lock().await;
     if state.closed {
         let error = HeraldError::bad_request("connection is closing");
-        return ServerFrame::error(id, &error).encode();
+        return (ServerFrame::error(id, &error).encode(), None);
     }
     if is_ident {
         if let Err(refused) = shared.config.auth_limit.check(state.peer) {
-            return ServerFrame::error(id, &refused).encode();
+            return (ServerFrame::error(id, &refused).encode(), None);
         }
     }
-    match execute(shared, connection, &mut state, frame).await {
+    let reply = match execute(shared, connection, &mut state, frame).await {
         Ok(reply) => reply,
         Err(error) => {
             if is_ident && error.code == ErrorCode::Unauthorized {
@@ -230,7 +243,8 @@ async fn handle_request(
             ServerFrame::error(id, &error)
         }
     }
-    .encode()
+    .encode();
+    (reply, state.replay.take())
 }
 
 async fn execute(
@@ -242,7 +256,7 @@ async fn execute(
     let conn = connection.id_text.clone();
     match frame {
         ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
-        ClientFrame::Ident { id, auth } => {
+        ClientFrame::Ident { id, auth, since } => {
             if state.user.is_some() {
                 return Err(HeraldError::bad_request(
                     "already identified; open a new connection to change user",
@@ -256,16 +270,32 @@ async fn execute(
                     grants,
                     publish,
                 } => {
+                    let target = Target::User(user.clone());
+                    if let Err(e) = shared.interest.hold(&target).await {
+                        shared.interest.release(&target);
+                        state.unsure_ident = true;
+                        return Err(e);
+                    }
+                    let replay = since.map(|_| Replay::begin(connection, capacity(shared)));
                     shared.registry.identify(connection, &user);
                     state.user = Some(user.clone());
                     state.grants = grants;
                     state.publish_patterns = publish;
-                    Ok(ok(id, Some(user), None))
+                    let recovery = recover(shared, connection, &target, since, replay).await;
+                    state.replay = recovery.replay;
+                    Ok(ServerFrame::Ok {
+                        id,
+                        user: Some(user),
+                        channel: None,
+                        event_id: None,
+                        pos: recovery.pos,
+                        recovered: recovery.recovered,
+                    })
                 }
                 other => Err(unexpected(other)),
             }
         }
-        ClientFrame::Join { id, channel } => {
+        ClientFrame::Join { id, channel, since } => {
             let user = identified(state)?;
             if state.channels.contains(&channel) {
                 return Ok(ok(id, None, Some(channel)));
@@ -292,9 +322,25 @@ async fn execute(
                 state.unsure_channels.insert(channel.clone());
             }
             joined?;
+            let target = Target::Channel(channel.clone());
+            if let Err(e) = shared.interest.hold(&target).await {
+                shared.interest.release(&target);
+                state.unsure_channels.insert(channel.clone());
+                return Err(e);
+            }
+            let replay = since.map(|_| Replay::begin(connection, capacity(shared)));
             shared.registry.join(connection, &channel);
             state.channels.insert(channel.clone());
-            Ok(ok(id, None, Some(channel)))
+            let recovery = recover(shared, connection, &target, since, replay).await;
+            state.replay = recovery.replay;
+            Ok(ServerFrame::Ok {
+                id,
+                user: None,
+                channel: Some(channel),
+                event_id: None,
+                pos: recovery.pos,
+                recovered: recovery.recovered,
+            })
         }
         ClientFrame::Publish {
             id,
@@ -318,6 +364,7 @@ async fn execute(
             };
             command(shared, &leave).await?;
             shared.registry.leave(connection.id.local, &channel);
+            shared.interest.release(&Target::Channel(channel.clone()));
             state.channels.remove(&channel);
             Ok(ok(id, None, Some(channel)))
         }
@@ -367,6 +414,8 @@ async fn publish(
         user: None,
         channel: None,
         event_id: Some(event_id),
+        pos: None,
+        recovered: None,
     })
 }
 
@@ -381,6 +430,10 @@ pub(crate) async fn close(shared: &Shared, connection: &Connection, reason: &str
     shared
         .registry
         .remove(connection.id.local, state.user.as_deref(), &channels);
+    let targets = state.user.iter().cloned().map(Target::User);
+    for target in targets.chain(channels.iter().cloned().map(Target::Channel)) {
+        shared.interest.release(&target);
+    }
     shared.metrics.connections.dec();
     // On shutdown the gateway reports its departure once instead of each connection.
     if shared.shutdown.is_cancelled() {
@@ -411,7 +464,105 @@ fn ok(id: Option<RequestId>, user: Option<String>, channel: Option<String>) -> S
         user,
         channel,
         event_id: None,
+        pos: None,
+        recovered: None,
     }
+}
+
+/// Live events one connection may have waiting behind a replay: as many as its outbox holds.
+fn capacity(shared: &Shared) -> usize {
+    shared.config.outbox_capacity
+}
+
+/// What `ok` says of a target's history, and the replay to hand to the transport.
+struct Recovery {
+    pos: Option<String>,
+    recovered: Option<bool>,
+    replay: Option<Replay>,
+}
+
+/// Pages of history a replay reads at most (each up to 1,000 events or 512 KiB).
+const MAX_REPLAY_PAGES: usize = 16;
+
+/// Reads `target`'s position and, with `since`, the events the client missed into `replay`.
+/// History that cannot be read leaves the join or ident standing, with no position and
+/// `recovered: false`: the client reloads its state, as after any gap.
+async fn recover(
+    shared: &Shared,
+    connection: &Connection,
+    target: &Target,
+    since: Option<Position>,
+    mut replay: Option<Replay>,
+) -> Recovery {
+    let mut query_since = since.map(|p| p.to_string());
+    let mut pos = None;
+    let mut recovered = None;
+    for page in 0..MAX_REPLAY_PAGES {
+        let query = Query::History {
+            target: target.clone(),
+            limit: query_since.is_none().then_some(0),
+            since: query_since.clone(),
+        };
+        let answer = match shared.requests.query(&query).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(conn = %connection.id_text, error = %e.message, "could not read history");
+                if page > 0 {
+                    connection.outbox.close(CloseReason::RECOVERY_INTERRUPTED);
+                }
+                return Recovery {
+                    pos,
+                    recovered: since.map(|_| false),
+                    replay,
+                };
+            }
+        };
+        let page_recovered = answer["recovered"].as_bool();
+        if page == 0 {
+            pos = answer["pos"].as_str().map(str::to_string);
+            recovered = page_recovered;
+        } else if page_recovered != Some(true) {
+            // Events went while the replay was read: what was replayed is not all there is.
+            connection.outbox.close(CloseReason::RECOVERY_INTERRUPTED);
+            break;
+        }
+        let (frames, last) = replayed_frames(target, &answer);
+        if let Some(replay) = replay.as_mut() {
+            replay.extend(frames);
+        }
+        match (answer["more"].as_bool(), last) {
+            (Some(true), Some(last)) if page_recovered == Some(true) => query_since = Some(last),
+            _ => break,
+        }
+    }
+    Recovery {
+        pos,
+        recovered,
+        replay,
+    }
+}
+
+/// The event frames of a history answer, and the position of the last one in `target`.
+fn replayed_frames(target: &Target, answer: &serde_json::Value) -> (Vec<Held>, Option<String>) {
+    let (kind, name) = match target {
+        Target::Channel(name) => ("channels", name),
+        Target::User(name) => ("users", name),
+    };
+    let mut last = None;
+    let frames = answer["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|event| {
+            last = event["pos"][kind][name.as_str()].as_str().map(str::to_string);
+            Some(Held {
+                id: event["id"].as_str()?.to_string(),
+                frame: Utf8Bytes::from(event.to_string()),
+                accepted_ms: 0,
+            })
+        })
+        .collect();
+    (frames, last)
 }
 
 fn identified(state: &SessionState) -> Result<String, HeraldError> {

@@ -187,6 +187,11 @@ async fn handle_owned(
         match session::handle_frame(shared, &connection, frame).await {
             Handled::Reply(reply) => reply,
             Handled::Call(call) => call.await,
+            // The reply goes back in the POST's response; the replay, on the stream.
+            Handled::Recovered(reply, replay) => {
+                drop(replay);
+                reply
+            }
         },
     )
 }

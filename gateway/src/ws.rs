@@ -91,6 +91,10 @@ async fn read(
                     Handled::Reply(reply) => {
                         delivery::queue(shared, connection, Utf8Bytes::from(reply));
                     }
+                    Handled::Recovered(reply, replay) => {
+                        delivery::queue(shared, connection, Utf8Bytes::from(reply));
+                        drop(replay);
+                    }
                     // The socket keeps reading while the backend works; the answer is queued
                     // when it comes (unless the connection closed meanwhile).
                     Handled::Call(call) => {

@@ -159,6 +159,8 @@ pub struct Settings {
     pub rpc_routes: Vec<herald_gateway::rpc::RpcRoute>,
     /// `[[webhook]]` tables.
     pub webhooks: Vec<herald_dispatcher::webhooks::WebhookConfig>,
+    /// What each channel and user keeps in history.
+    pub history: herald_core::history::HistoryPolicy,
     pub public_url: Option<String>,
     /// `None`: the role's default (on for `serve`).
     pub admin: Option<bool>,
@@ -297,6 +299,14 @@ impl Options {
                 anyhow::anyhow!("[[rpc]] table {} ({:?}): {e}", n + 1, route.prefix)
             })?;
         }
+        let history = herald_core::history::HistoryPolicy {
+            default: herald_core::history::Retention {
+                size: o.history_size.unwrap_or_default(),
+                ttl: Duration::from_secs(o.history_ttl_secs.unwrap_or_default()),
+            },
+            channels: file.channels.clone(),
+        };
+        history.check().map_err(|e| anyhow::anyhow!(e))?;
         let file_tail = file
             .file_tail
             .into_iter()
@@ -373,6 +383,7 @@ impl Options {
             rpc_routes: file.rpc,
             rpc_timeout,
             webhooks: file.webhook,
+            history,
             public_url: o.public_url,
             admin: o.admin,
             lifecycle_events: o.lifecycle_events.unwrap_or_default(),

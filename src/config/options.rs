@@ -89,6 +89,9 @@ macro_rules! options {
             /// `[[webhook]]` tables: backends that receive lifecycle events.
             #[serde(default)]
             pub webhook: Vec<herald_dispatcher::webhooks::WebhookConfig>,
+            /// `[[channels]]` tables: the history of the channels a pattern matches.
+            #[serde(default)]
+            pub channels: Vec<herald_core::history::policy::ChannelRetention>,
         }
 
         impl Options {
@@ -253,6 +256,14 @@ options! {
     /// turn on the types they want by themselves.
     #[arg(long, env = "HERALD_LIFECYCLE_EVENTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     lifecycle_events: bool = value(false);
+    /// Events each channel and user keeps for clients that reconnect (and `GET …/history`);
+    /// 0 keeps none. `[[channels]]` tables (`pattern`, `history_size`, `history_ttl_secs`)
+    /// set it per channel name pattern.
+    #[arg(long, env = "HERALD_HISTORY_SIZE", value_name = "N")]
+    history_size: usize = value(herald_core::history::policy::DEFAULT_SIZE);
+    /// Seconds each event is kept in history.
+    #[arg(long, env = "HERALD_HISTORY_TTL_SECS", value_name = "SECS")]
+    history_ttl_secs: u64 = value(herald_core::history::DEFAULT_TTL.as_secs());
     /// The URL browsers reach this gateway at (`https://ws1.example.com`); the cluster view
     /// lists it, and the admin console's live tail connects there.
     #[arg(long, env = "HERALD_PUBLIC_URL", value_name = "URL")]

@@ -57,6 +57,11 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<BusMessage> {
         self.messages.next().await
     }
+
+    /// The messages as a stream (to merge several subscriptions into one).
+    pub fn into_stream(self) -> BoxStream<'static, BusMessage> {
+        self.messages
+    }
 }
 
 /// The message bus between Herald's roles.

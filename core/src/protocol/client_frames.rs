@@ -7,6 +7,7 @@
 use super::error::HeraldError;
 use super::{excerpt, RequestId};
 use crate::names::check_name;
+use crate::history::Position;
 use serde_json::{Map, Value};
 
 /// A decoded client frame.
@@ -18,6 +19,8 @@ pub enum ClientFrame {
         id: Option<RequestId>,
         /// The credentials.
         auth: IdentAuth,
+        /// The position in the user's stream the client last saw: the events after it follow.
+        since: Option<Position>,
     },
     /// Join a channel.
     Join {
@@ -25,6 +28,8 @@ pub enum ClientFrame {
         id: Option<RequestId>,
         /// A valid channel name.
         channel: String,
+        /// The position in the channel's stream the client last saw.
+        since: Option<Position>,
     },
     /// Leave a channel.
     Leave {
@@ -124,13 +129,19 @@ impl ClientFrame {
             None => return Err(fail(id, "missing field `type`".into())),
         };
         let result = match kind.as_str() {
-            "ident" => decode_ident(&mut object).map(|auth| ClientFrame::Ident {
-                id: id.clone(),
-                auth,
+            "ident" => decode_ident(&mut object).and_then(|auth| {
+                Ok(ClientFrame::Ident {
+                    id: id.clone(),
+                    auth,
+                    since: since_field(&mut object)?,
+                })
             }),
-            "join" => channel_field(&mut object).map(|channel| ClientFrame::Join {
-                id: id.clone(),
-                channel,
+            "join" => channel_field(&mut object).and_then(|channel| {
+                Ok(ClientFrame::Join {
+                    id: id.clone(),
+                    channel,
+                    since: since_field(&mut object)?,
+                })
             }),
             "leave" => channel_field(&mut object).map(|channel| ClientFrame::Leave {
                 id: id.clone(),
@@ -165,6 +176,20 @@ fn string_field(object: &mut Map<String, Value>, name: &str) -> Result<String, H
             "field `{name}` must be a string"
         ))),
         None => Err(HeraldError::bad_request(format!("missing field `{name}`"))),
+    }
+}
+
+/// The optional `since` position of `ident` and `join`.
+fn since_field(object: &mut Map<String, Value>) -> Result<Option<Position>, HeraldError> {
+    match object.remove("since") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(token)) => Position::parse(&token).map(Some).ok_or_else(|| {
+            HeraldError::bad_request(
+                "field `since` is not a position Herald gave out; send the `pos` of an `ok` \
+                 or `event` frame as it was",
+            )
+        }),
+        Some(_) => Err(HeraldError::bad_request("field `since` must be a string")),
     }
 }
 
@@ -249,7 +274,8 @@ mod tests {
             ClientFrame::decode(r#"{"type":"ident","id":1,"auth":{"token":"t"}}"#).unwrap(),
             ClientFrame::Ident {
                 id: Some(RequestId::Number(1.into())),
-                auth: IdentAuth::Token { token: "t".into() }
+                auth: IdentAuth::Token { token: "t".into() },
+                since: None,
             }
         );
         assert_eq!(
@@ -260,16 +286,32 @@ mod tests {
                 auth: IdentAuth::Password {
                     username: "u".into(),
                     password: "p".into()
-                }
+                },
+                since: None,
             }
         );
         assert_eq!(
             ClientFrame::decode(r#"{"type":"join","id":"a","channel":"chat"}"#).unwrap(),
             ClientFrame::Join {
                 id: Some(RequestId::Text("a".into())),
-                channel: "chat".into()
+                channel: "chat".into(),
+                since: None,
             }
         );
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"join","channel":"chat","since":"1a-2-3"}"#).unwrap(),
+            ClientFrame::Join {
+                id: None,
+                channel: "chat".into(),
+                since: Position::parse("1a-2-3"),
+            }
+        );
+        assert!(error_of(r#"{"type":"join","channel":"c","since":"x"}"#)
+            .1
+            .contains("not a position Herald gave out"));
+        assert!(error_of(r#"{"type":"ident","auth":{"token":"t"},"since":5}"#)
+            .1
+            .contains("`since` must be a string"));
         assert!(matches!(
             ClientFrame::decode(r#"{"type":"leave","channel":"chat"}"#),
             Ok(ClientFrame::Leave { .. })

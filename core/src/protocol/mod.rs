@@ -8,6 +8,7 @@ pub mod server_frames;
 
 use error::HeraldError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The `id` a client puts on a request and the reply echoes: a number or a string.
 ///
@@ -81,6 +82,39 @@ pub struct Via {
     /// Set when the event was a broadcast to every identified connection.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub broadcast: bool,
+}
+
+/// Where an event sits in the streams of the targets that reached a connection and keep
+/// history: `"pos"` of an `event` frame (opaque tokens, by target name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Positions {
+    /// By channel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, String>,
+    /// By user.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, String>,
+}
+
+impl Positions {
+    /// Whether no target keeps history.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.users.is_empty()
+    }
+
+    /// The positions of the targets in `via` only.
+    pub fn for_via(&self, via: &Via) -> Positions {
+        let pick = |kept: &BTreeMap<String, String>, names: &[String]| {
+            names
+                .iter()
+                .filter_map(|n| kept.get(n).map(|t| (n.clone(), t.clone())))
+                .collect()
+        };
+        Positions {
+            channels: pick(&self.channels, &via.channels),
+            users: pick(&self.users, &via.users),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Frames the server sends (`welcome`, `ok`, `result`, `error`, `pong`, `event`): encoding.
 
 use super::error::HeraldError;
-use super::{RequestId, Via};
+use super::{Positions, RequestId, Via};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -36,6 +36,13 @@ pub enum ServerFrame {
         /// The id of the event a `publish` was accepted as.
         #[serde(skip_serializing_if = "Option::is_none")]
         event_id: Option<String>,
+        /// On `ident` and `join`: the newest position of the user's or channel's stream, when
+        /// it keeps history.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pos: Option<String>,
+        /// When `since` was given: whether every event after it follows (else none does).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
     },
     /// A backend's answer to an `rpc`.
     Result {
@@ -92,6 +99,8 @@ struct EventFrame<'a> {
     via: &'a Via,
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<From<'a>>,
+    #[serde(skip_serializing_if = "Positions::is_empty")]
+    pos: &'a Positions,
 }
 
 #[derive(Serialize)]
@@ -100,12 +109,13 @@ struct From<'a> {
 }
 
 /// Encodes an `event` frame once; the bytes are shared by every connection with the same `via`.
-/// `from` names the user of a client-published event.
+/// `from` names the user of a client-published event; `pos` holds the positions of the `via`
+/// targets that keep history.
 pub fn encode_event(
     id: &str,
     event: &str,
     payload: &RawValue,
-    via: &Via,
+    (via, pos): (&Via, &Positions),
     from: Option<&str>,
 ) -> Bytes {
     let frame = EventFrame {
@@ -115,6 +125,7 @@ pub fn encode_event(
         payload,
         via,
         from: from.map(|user| From { user }),
+        pos,
     };
     match serde_json::to_vec(&frame) {
         Ok(bytes) => Bytes::from(bytes),
@@ -155,6 +166,8 @@ mod tests {
                 user: None,
                 channel: Some("chat".into()),
                 event_id: None,
+                pos: None,
+                recovered: None,
             }
             .encode(),
             r#"{"type":"ok","id":2,"channel":"chat"}"#
@@ -178,16 +191,19 @@ mod tests {
             channels: vec![],
             broadcast: false,
         };
-        let bytes = encode_event("e1", "MESSAGE:NEW", &payload, &via, None);
+        let none = Positions::default();
+        let bytes = encode_event("e1", "MESSAGE:NEW", &payload, (&via, &none), None);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"type":"event","id":"e1","event":"MESSAGE:NEW","payload":{"a":[1,2]},"via":{"users":["u"],"channels":[]}}"#
         );
-        let bytes = encode_event("e2", "M", &payload, &via, Some("ann"));
+        let mut pos = Positions::default();
+        pos.users.insert("u".into(), "1-2-3".into());
+        let bytes = encode_event("e2", "M", &payload, (&via, &pos), Some("ann"));
         assert!(
-            std::str::from_utf8(&bytes)
-                .unwrap()
-                .ends_with(r#""via":{"users":["u"],"channels":[]},"from":{"user":"ann"}}"#),
+            std::str::from_utf8(&bytes).unwrap().ends_with(
+                r#""via":{"users":["u"],"channels":[]},"from":{"user":"ann"},"pos":{"users":{"u":"1-2-3"}}}"#
+            ),
             "{bytes:?}"
         );
     }

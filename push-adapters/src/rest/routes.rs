@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use herald_core::history::Target;
 use herald_core::messages::{EventIds, Query};
 use herald_core::names::check_name;
 use herald_core::protocol::notify::{Notify, Targets};
@@ -35,6 +36,8 @@ pub(crate) fn router(state: Arc<RestState>) -> Router {
         .route("/v1/users/{user}", get(user_info))
         .route("/v1/users/{user}/disconnect", post(disconnect))
         .route("/v1/channels/{channel}", get(channel_info))
+        .route("/v1/channels/{channel}/history", get(channel_history))
+        .route("/v1/users/{user}/history", get(user_history))
         .route("/v1/channels", get(channels))
         .route("/v1/presence", get(presence))
         .route("/v1/cluster", get(cluster))
@@ -246,6 +249,74 @@ async fn channel_info(
     require_key(&state, &headers).await?;
     check_name("channel", &channel)?;
     query(&state, Query::Channel { channel }).await
+}
+
+/// `GET /v1/channels/{channel}/history?since=<pos>&limit=N`.
+async fn channel_history(
+    State(state): State<Arc<RestState>>,
+    channel: Result<Path<String>, PathRejection>,
+    RawQuery(params): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(channel) = channel?;
+    require_key(&state, &headers).await?;
+    check_name("channel", &channel)?;
+    history(&state, Target::Channel(channel), params.as_deref()).await
+}
+
+/// `GET /v1/users/{user}/history?since=<pos>&limit=N`.
+async fn user_history(
+    State(state): State<Arc<RestState>>,
+    user: Result<Path<String>, PathRejection>,
+    RawQuery(params): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(user) = user?;
+    require_key(&state, &headers).await?;
+    check_name("user", &user)?;
+    history(&state, Target::User(user), params.as_deref()).await
+}
+
+/// A history read: `since` (a position token) and `limit` (0 to 1,000; 0 answers only the
+/// stream's position) from the query string.
+async fn history(
+    state: &RestState,
+    target: Target,
+    params: Option<&str>,
+) -> Result<Response, ApiError> {
+    let (mut since, mut limit) = (None, None);
+    for pair in params.unwrap_or("").split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("", "") => {}
+            ("since", value) => since = Some(value.to_string()),
+            ("limit", value) => {
+                let n: usize = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= herald_core::history::MAX_PAGE)
+                    .ok_or_else(|| {
+                        HeraldError::bad_request(format!(
+                            "`limit` must be a number between 0 and {}",
+                            herald_core::history::MAX_PAGE
+                        ))
+                    })?;
+                limit = Some(n);
+            }
+            (name, _) => {
+                return Err(HeraldError::bad_request(format!(
+                    "unknown query parameter {:?}; use `since` and `limit`",
+                    excerpt(name)
+                ))
+                .into())
+            }
+        }
+    }
+    let query_history = Query::History {
+        target,
+        since,
+        limit,
+    };
+    query(state, query_history).await
 }
 
 /// `GET /v1/presence`: every connected user and every channel, for a backend that resyncs

@@ -1,0 +1,148 @@
+//! How many events, and for how long, each channel and user keeps: defaults, and
+//! `[[channels]]` tables by channel name pattern (the first that matches wins).
+
+use super::Target;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What one target keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events kept at most (0: no history).
+    pub size: usize,
+    /// How long each is kept.
+    pub ttl: Duration,
+}
+
+impl Retention {
+    /// Whether the target keeps no history at all.
+    pub fn is_off(&self) -> bool {
+        self.size == 0 || self.ttl.is_zero()
+    }
+}
+
+/// A `[[channels]]` table: the history of the channels a pattern matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRetention {
+    /// Channel name pattern (`*` matches any run of characters), e.g. `logs-*`.
+    pub pattern: String,
+    /// Events kept at most; 0 keeps none. Unset: the default `history_size`.
+    #[serde(default)]
+    pub history_size: Option<usize>,
+    /// Seconds each is kept. Unset: the default `history_ttl_secs`.
+    #[serde(default)]
+    pub history_ttl_secs: Option<u64>,
+}
+
+/// Every target's retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPolicy {
+    /// Users, and channels no table matches.
+    pub default: Retention,
+    /// Channel tables, first match wins.
+    pub channels: Vec<ChannelRetention>,
+}
+
+impl Default for HistoryPolicy {
+    fn default() -> Self {
+        HistoryPolicy {
+            default: Retention {
+                size: DEFAULT_SIZE,
+                ttl: super::DEFAULT_TTL,
+            },
+            channels: Vec::new(),
+        }
+    }
+}
+
+/// The default `history_size`.
+pub const DEFAULT_SIZE: usize = 100;
+
+impl HistoryPolicy {
+    /// What `target` keeps.
+    pub fn retention(&self, target: &Target) -> Retention {
+        let Target::Channel(channel) = target else {
+            return self.default;
+        };
+        let table = self
+            .channels
+            .iter()
+            .find(|t| crate::token::grants_allow(std::slice::from_ref(&t.pattern), channel));
+        match table {
+            Some(t) => Retention {
+                size: t.history_size.unwrap_or(self.default.size),
+                ttl: t
+                    .history_ttl_secs
+                    .map_or(self.default.ttl, Duration::from_secs),
+            },
+            None => self.default,
+        }
+    }
+
+    /// The most any target keeps: what the store itself must keep.
+    pub fn widest(&self) -> Retention {
+        let all = std::iter::once(self.default).chain(
+            self.channels
+                .iter()
+                .map(|t| self.retention(&Target::Channel(t.pattern.clone()))),
+        );
+        all.fold(
+            Retention {
+                size: 0,
+                ttl: Duration::ZERO,
+            },
+            |a, b| Retention {
+                size: a.size.max(b.size),
+                ttl: a.ttl.max(b.ttl),
+            },
+        )
+    }
+
+    /// Checks the tables: patterns not empty, sizes within what one page replays.
+    pub fn check(&self) -> Result<(), String> {
+        for (n, table) in self.channels.iter().enumerate() {
+            if table.pattern.is_empty() {
+                return Err(format!("[[channels]] table {}: empty pattern", n + 1));
+            }
+        }
+        let widest = self.widest();
+        if widest.size > super::MAX_PAGE * 10 {
+            return Err(format!(
+                "history_size {} is more than the {} events a stream may keep",
+                widest.size,
+                super::MAX_PAGE * 10
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_matching_table_wins_and_users_take_the_default() {
+        let policy = HistoryPolicy {
+            channels: vec![
+                ChannelRetention {
+                    pattern: "logs-*".into(),
+                    history_size: Some(0),
+                    history_ttl_secs: None,
+                },
+                ChannelRetention {
+                    pattern: "*".into(),
+                    history_size: None,
+                    history_ttl_secs: Some(3600),
+                },
+            ],
+            ..HistoryPolicy::default()
+        };
+        assert!(policy.retention(&Target::Channel("logs-a".into())).is_off());
+        let chat = policy.retention(&Target::Channel("chat".into()));
+        assert_eq!((chat.size, chat.ttl.as_secs()), (100, 3600));
+        assert_eq!(policy.retention(&Target::User("logs-a".into())), policy.default);
+        assert_eq!(policy.widest().ttl.as_secs(), 3600);
+    }
+}

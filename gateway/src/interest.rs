@@ -1,0 +1,138 @@
+//! Routing by interest: the gateway subscribes to the delivery subject of each channel and
+//! user it holds a connection for, and drops the subscription when the last one goes, so NATS
+//! sends an event only to the gateways that hold one of its targets.
+//!
+//! Every subscription feeds one stream, read by the delivery loop. An event to several targets
+//! may come once per target; the loop's recent-ids set keeps the first.
+
+use futures::stream::{BoxStream, SelectAll, StreamExt};
+use herald_core::bus::{Bus, BusMessage};
+use herald_core::history::Target;
+use herald_core::metrics::{Metric, Metrics};
+use herald_core::{subjects, HeraldError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, OnceCell};
+use tokio_util::sync::CancellationToken;
+
+/// The subscriptions of one gateway, counted by the connections that need them.
+pub(crate) struct Interest {
+    bus: Arc<dyn Bus>,
+    held: Mutex<HashMap<Target, Held>>,
+    added: mpsc::UnboundedSender<BoxStream<'static, BusMessage>>,
+    subscriptions: Arc<Metric>,
+}
+
+struct Held {
+    /// Connections of this gateway that need the target's events.
+    connections: usize,
+    /// Set once the subscription reached NATS.
+    subscribed: Arc<OnceCell<()>>,
+    /// Ends the subscription.
+    cancel: CancellationToken,
+}
+
+/// The receiving end: every subscription's messages, as one stream.
+pub(crate) struct Deliveries {
+    merged: SelectAll<BoxStream<'static, BusMessage>>,
+    added: mpsc::UnboundedReceiver<BoxStream<'static, BusMessage>>,
+}
+
+impl Deliveries {
+    /// The next event message from any subscription; `None` once the gateway stopped.
+    pub(crate) async fn next(&mut self) -> Option<BusMessage> {
+        loop {
+            tokio::select! {
+                added = self.added.recv() => self.merged.push(added?),
+                Some(message) = self.merged.next(), if !self.merged.is_empty() => {
+                    return Some(message)
+                }
+            }
+        }
+    }
+}
+
+impl Interest {
+    /// No interest yet but broadcasts, which every gateway receives.
+    pub(crate) async fn new(
+        bus: Arc<dyn Bus>,
+        metrics: &Metrics,
+    ) -> Result<(Interest, Deliveries), HeraldError> {
+        let (added, receiver) = mpsc::unbounded_channel();
+        let broadcasts = bus
+            .subscribe(subjects::DELIVER_BROADCAST, None)
+            .await
+            .map_err(|e| HeraldError::unavailable(e.to_string()))?;
+        let mut merged = SelectAll::new();
+        merged.push(broadcasts.into_stream());
+        let interest = Interest {
+            bus,
+            held: Mutex::default(),
+            added,
+            subscriptions: metrics.gauge(
+                "herald_gateway_subscriptions",
+                "Channels and users this gateway subscribes to for their events (one per \
+                 target it holds a connection for).",
+            ),
+        };
+        let deliveries = Deliveries {
+            merged,
+            added: receiver,
+        };
+        Ok((interest, deliveries))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<Target, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One more connection needs `target`'s events: returns once the gateway's subscription
+    /// reached NATS, so that anything published from then on arrives. Pair with
+    /// [`Interest::release`] (also when this fails).
+    pub(crate) async fn hold(&self, target: &Target) -> Result<(), HeraldError> {
+        let (subscribed, cancel) = {
+            let mut held = self.held();
+            let entry = held.entry(target.clone()).or_insert_with(|| {
+                self.subscriptions.inc();
+                Held {
+                    connections: 0,
+                    subscribed: Arc::default(),
+                    cancel: CancellationToken::new(),
+                }
+            });
+            entry.connections += 1;
+            (entry.subscribed.clone(), entry.cancel.clone())
+        };
+        subscribed
+            .get_or_try_init(|| async {
+                let subject = subjects::deliver_to(target);
+                let subscription = self.bus.subscribe(&subject, None).await?;
+                self.bus.flush().await?;
+                let stream = subscription
+                    .into_stream()
+                    .take_until(cancel.cancelled_owned())
+                    .boxed();
+                // The loop is gone only when the gateway stops; nothing to deliver then.
+                let _ = self.added.send(stream);
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e: herald_core::bus::BusError| {
+                HeraldError::unavailable(format!("could not subscribe to the events, try again: {e}"))
+            })
+    }
+
+    /// A connection no longer needs `target`'s events; the last one ends the subscription.
+    pub(crate) fn release(&self, target: &Target) {
+        let mut held = self.held();
+        if let Some(entry) = held.get_mut(target) {
+            entry.connections -= 1;
+            if entry.connections == 0 {
+                entry.cancel.cancel();
+                held.remove(target);
+                self.subscriptions.dec();
+            }
+        }
+    }
+}

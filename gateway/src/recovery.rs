@@ -1,0 +1,194 @@
+//! Recovery on one connection: while the events it missed are replayed, its live events wait
+//! behind them; for a while afterwards no event reaches it twice (live and replayed, or
+//! replayed through two targets).
+//!
+//! Connections that never recover pay one relaxed atomic load per event.
+
+use crate::outbox::{CloseReason, Offer, Outbox};
+use axum::extract::ws::Utf8Bytes;
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long after its last replay a connection still drops events it already got: a client
+/// re-identifies and re-joins right after reconnecting, one replay after the other.
+const SEEN_WINDOW: Duration = Duration::from_secs(10);
+/// Event ids remembered per recovering connection, at most.
+const SEEN_CAPACITY: usize = 4096;
+
+/// One connection's recovery state (a field of [`crate::registry::Connection`]).
+#[derive(Default)]
+pub struct Recovery {
+    active: AtomicBool,
+    state: Mutex<Option<Box<State>>>,
+}
+
+struct State {
+    /// Replays running.
+    replays: u32,
+    /// Frames of finished replays, waiting for the others to finish.
+    replayed: Vec<Held>,
+    /// Live events held back while a replay runs.
+    held: Vec<Held>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+    /// Until when `seen` is kept once no replay runs.
+    keep_until: Instant,
+}
+
+/// An event frame waiting to be queued.
+pub(crate) struct Held {
+    pub id: String,
+    pub frame: Utf8Bytes,
+    pub accepted_ms: u64,
+}
+
+impl State {
+    /// Notes `id` as sent; `false` when it already was.
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.seen.contains(id) {
+            return false;
+        }
+        if self.seen_order.len() >= SEEN_CAPACITY {
+            if let Some(oldest) = self.seen_order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(id.to_string());
+        self.seen_order.push_back(id.to_string());
+        true
+    }
+}
+
+/// What became of a live event offered to a recovering connection.
+pub(crate) enum Live {
+    /// Queued, or not: as the outbox said.
+    Offered(Offer),
+    /// Held back behind a replay.
+    Held,
+    /// Already sent to this connection.
+    Duplicate,
+}
+
+impl Recovery {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<State>>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether live events must go through [`Recovery::offer_live`].
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// A replay starts: live events wait from now on (call before the connection joins the
+    /// target in the registry).
+    pub(crate) fn begin(&self) {
+        let mut state = self.lock();
+        let state = state.get_or_insert_with(|| {
+            Box::new(State {
+                replays: 0,
+                replayed: Vec::new(),
+                held: Vec::new(),
+                seen: HashSet::new(),
+                seen_order: VecDeque::new(),
+                keep_until: Instant::now(),
+            })
+        });
+        state.replays += 1;
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// A replay ends with `frames` (oldest first); when no other runs, they are queued, then
+    /// the live events that waited, each event once.
+    pub(crate) fn finish(&self, outbox: &Outbox, frames: Vec<Held>, capacity: usize) {
+        let mut slot = self.lock();
+        let Some(state) = slot.as_mut() else { return };
+        state.replays = state.replays.saturating_sub(1);
+        for frame in frames {
+            if state.first_time(&frame.id) {
+                state.replayed.push(frame);
+            }
+        }
+        if state.replays > 0 {
+            return;
+        }
+        state.keep_until = Instant::now() + SEEN_WINDOW;
+        let replayed = std::mem::take(&mut state.replayed);
+        let held = std::mem::take(&mut state.held);
+        let mut queued = 0;
+        for frame in replayed.into_iter().chain(held) {
+            queued += 1;
+            if queued > capacity {
+                outbox.close(CloseReason::SLOW_CONSUMER);
+                return;
+            }
+            if outbox.offer_event(frame.frame, frame.accepted_ms) != Offer::Queued {
+                return;
+            }
+        }
+    }
+
+    /// A live event for a connection whose recovery [`Recovery::is_active`].
+    pub(crate) fn offer_live(&self, outbox: &Outbox, event: Held, capacity: usize) -> Live {
+        let mut slot = self.lock();
+        let Some(state) = slot.as_mut() else {
+            return Live::Offered(outbox.offer_event(event.frame, event.accepted_ms));
+        };
+        if state.replays == 0 && Instant::now() >= state.keep_until {
+            *slot = None;
+            self.active.store(false, Ordering::Relaxed);
+            return Live::Offered(outbox.offer_event(event.frame, event.accepted_ms));
+        }
+        if !state.first_time(&event.id) {
+            return Live::Duplicate;
+        }
+        if state.replays == 0 {
+            return Live::Offered(outbox.offer_event(event.frame, event.accepted_ms));
+        }
+        if state.held.len() >= capacity {
+            outbox.close(CloseReason::SLOW_CONSUMER);
+            return Live::Offered(Offer::Overflowed);
+        }
+        state.held.push(event);
+        Live::Held
+    }
+}
+
+/// A replay under way on one connection: made before the connection joins the target in the
+/// registry (live events wait from then on), filled with the missed events, and dropped after
+/// the `ok` was queued, which queues the replay, then the live events that waited.
+pub(crate) struct Replay {
+    connection: std::sync::Arc<crate::registry::Connection>,
+    frames: Vec<Held>,
+    capacity: usize,
+}
+
+impl Replay {
+    /// Starts holding back `connection`'s live events (at most `capacity`).
+    pub(crate) fn begin(
+        connection: &std::sync::Arc<crate::registry::Connection>,
+        capacity: usize,
+    ) -> Replay {
+        connection.recovery.begin();
+        Replay {
+            connection: connection.clone(),
+            frames: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// Adds missed events, oldest first.
+    pub(crate) fn extend(&mut self, frames: Vec<Held>) {
+        self.frames.extend(frames);
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let frames = std::mem::take(&mut self.frames);
+        self.connection
+            .recovery
+            .finish(&self.connection.outbox, frames, self.capacity);
+    }
+}
