@@ -238,6 +238,19 @@ async fn every_role_works_on_nats_with_tls_and_a_user_each() {
         .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(alice.event().await["event"], "B");
+    // History: a gateway replays what alice missed (herald.history, HERALD_HISTORY by direct
+    // get); REST reads it too.
+    let since = alice.join("missed").await["pos"].as_str().expect("pos").to_string();
+    drop(alice);
+    rest.notify("LATE", json!({"channels": ["missed"]}), json!(2)).await;
+    let mut alice = Ws::user(&ws_url(&other), "alice", &[]).await;
+    let joined = alice
+        .request(json!({"type": "join", "channel": "missed", "since": since}))
+        .await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    assert_eq!(alice.event().await["event"], "LATE");
+    let (status, body) = rest.get("/v1/channels/missed/history").await;
+    assert_eq!((status, body["events"][0]["event"].as_str()), (200, Some("LATE")), "{body}");
     eventually("the webhook got carol's connect", || async {
         hooks
             .lock()
@@ -336,8 +349,14 @@ async fn each_role_can_do_only_its_own_part() {
         .expect("a dispatcher may read notify");
     dispatcher.flush().await.expect("flush");
 
-    // A gateway forging an event, or a notify, is refused.
-    for subject in ["herald.deliver", "herald.notify"] {
+    // A gateway forging an event, a notify, history, or asking presence questions is refused.
+    for subject in [
+        "herald.to.u.victim",
+        "herald.to.all",
+        "herald.notify",
+        "herald.hist.c.chat",
+        "herald.query",
+    ] {
         gateway
             .publish(subject, "forged".into())
             .await
@@ -360,19 +379,16 @@ async fn each_role_can_do_only_its_own_part() {
         );
     }
     // An adapter cannot read the event stream, forge deliveries or open the KV.
-    let _ = adapter
-        .subscribe("herald.deliver")
-        .await
-        .expect("subscribe");
+    let _ = adapter.subscribe("herald.to.>").await.expect("subscribe");
     adapter.flush().await.expect("flush");
     let error = refusal(&mut adapter_errors).await;
     assert!(
-        error.contains("permissions violation for subscription")
-            && error.contains("herald.deliver"),
+        error.contains("permissions violation for subscription") && error.contains("herald.to.>"),
         "{error}"
     );
     for subject in [
-        "herald.deliver",
+        "herald.to.c.chat",
+        "herald.hist.c.chat",
         "herald.control",
         "$JS.API.STREAM.INFO.KV_herald",
     ] {

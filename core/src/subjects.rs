@@ -6,6 +6,7 @@
 //!   `herald.cmd` so a storm of commands cannot delay them into a false "gateway lost".
 //! - `herald.notify`: adapter → dispatcher notify requests; queue group.
 //! - `herald.query`: REST → dispatcher presence queries and disconnects; queue group.
+//! - `herald.history`: gateway or REST → dispatcher history reads; queue group.
 //! - `herald.to.c.<channel>`, `herald.to.u.<user>`: dispatcher → the gateways holding a member
 //!   of that channel or a connection of that user (they subscribe by interest), one message
 //!   per event and target; `herald.to.all`: broadcasts, to every gateway.
@@ -39,6 +40,9 @@ pub const PUBLISH: &str = "herald.publish";
 pub const RPC_PREFIX: &str = "herald.rpc.";
 /// REST → dispatcher queries.
 pub const QUERY: &str = "herald.query";
+/// Gateway or REST → dispatcher: history reads only (so a gateway may read history without
+/// being able to ask anything else of [`QUERY`]).
+pub const HISTORY: &str = "herald.history";
 /// Dispatcher → every gateway: broadcast events.
 pub const DELIVER_BROADCAST: &str = "herald.to.all";
 

@@ -162,6 +162,7 @@ pub async fn start(
     let publishes = bus.subscribe(subjects::PUBLISH, queue).await?;
     let batches = bus.subscribe(subjects::NOTIFY_BATCH, queue).await?;
     let queries = bus.subscribe(subjects::QUERY, queue).await?;
+    let history_reads = bus.subscribe(subjects::HISTORY, queue).await?;
     bus.flush().await?;
     tracing::info!("dispatcher ready");
 
@@ -214,6 +215,15 @@ pub async fn start(
         tracker.clone(),
         shutdown.clone(),
         move |query| queries::answer(c.clone(), query),
+    ));
+    let c = context.clone();
+    tracker.spawn(serve(
+        history_reads,
+        bus.clone(),
+        limit.clone(),
+        tracker.clone(),
+        shutdown.clone(),
+        move |query| queries::answer_history(c.clone(), query),
     ));
     // Client publishes each after a KV read, concurrently; one connection's come one by one
     // (its gateway waits for each answer), so their order is kept.

@@ -8,6 +8,20 @@ use herald_core::{names, subjects, HeraldError};
 use serde_json::json;
 use std::sync::Arc;
 
+/// Answers a history read, the one query gateways may send (on `herald.history`).
+pub(crate) async fn answer_history(
+    context: Arc<Context>,
+    query: Query,
+) -> Result<serde_json::Value, HeraldError> {
+    match query {
+        Query::History { .. } => answer(context, query).await,
+        _ => Err(HeraldError::new(
+            herald_core::ErrorCode::Forbidden,
+            "only history reads are answered on herald.history",
+        )),
+    }
+}
+
 /// Answers one query with the REST body.
 pub(crate) async fn answer(
     context: Arc<Context>,

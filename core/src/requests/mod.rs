@@ -256,6 +256,9 @@ impl Request for Query {
     type Answer = serde_json::Value;
 
     fn subject(&self) -> &'static str {
-        crate::subjects::QUERY
+        match self {
+            Query::History { .. } => crate::subjects::HISTORY,
+            _ => crate::subjects::QUERY,
+        }
     }
 }
