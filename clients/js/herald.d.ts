@@ -22,11 +22,32 @@ export interface EventMeta {
   from?: { user: string };
 }
 
+/** `resubscribed`: a channel joined again after a reconnect, and whether what it missed was replayed. */
+export interface Resubscribed {
+  channel: string;
+  /** true: every event sent meanwhile follows (or already came); false: reload this channel's state. */
+  recovered: boolean;
+}
+
+/** `recovered`: once per reconnect, after ident and every join were restored. */
+export interface Recovered {
+  /** true when the user's stream and every channel recovered: nothing was lost. */
+  recovered: boolean;
+  /** The user's stream (undefined when the client had not identified). */
+  user?: boolean;
+  /** Per channel. */
+  channels: Record<string, boolean>;
+}
+
 /** A server reply frame: `ok` (with `user` after ident) or `pong`. */
 export interface ReplyFrame {
   type: "ok" | "pong";
   id: number;
   user?: string;
+  /** On ident and join: the newest position of the user's or channel's stream (opaque). */
+  pos?: string;
+  /** When the request carried `since`: whether every event after it follows. */
+  recovered?: boolean;
   [key: string]: unknown;
 }
 
@@ -100,7 +121,10 @@ export class Herald {
 
   /** Identify; a function is called again on every reconnect, so it can mint a fresh token. */
   ident(auth: Auth | (() => Auth | Promise<Auth>)): Promise<ReplyFrame>;
-  /** Join a channel; it is joined again after every reconnect until `leave`. */
+  /**
+   * Join a channel; it is joined again after every reconnect until `leave`, asking for the
+   * events missed meanwhile (see the `resubscribed` and `recovered` events).
+   */
   join(channel: string): Promise<ReplyFrame>;
   leave(channel: string): Promise<ReplyFrame>;
   /**
@@ -116,6 +140,10 @@ export class Herald {
 
   on(name: "state", fn: (state: State) => void): () => void;
   on(name: "error", fn: (error: HeraldError) => void): () => void;
+  /** After a reconnect, per channel joined again: whether the events it missed were replayed. */
+  on(name: "resubscribed", fn: (info: Resubscribed) => void): () => void;
+  /** After a reconnect, once restored: whether nothing was lost; reload state where it was. */
+  on(name: "recovered", fn: (info: Recovered) => void): () => void;
   /** A server event by name, or "*" for every server event. */
   on(name: string, fn: EventHandler): () => void;
   off(name: string, fn?: (...args: any[]) => void): void;

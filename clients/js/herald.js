@@ -1,4 +1,5 @@
-// Herald client: speaks Herald's client protocol v1 over WebSocket or SSE, reconnects by itself and restores ident and joins.
+// Herald client: speaks Herald's client protocol v1.1 over WebSocket or SSE, reconnects by itself, restores ident and joins,
+// and recovers the events it missed meanwhile from each stream's last position (`since`).
 
 /** WebSocket.OPEN, spelled out so an injected WebSocket class need not carry the constant. */
 const WS_OPEN = 1;
@@ -74,6 +75,8 @@ export class Herald {
     this._nextId = 1;
     this._auth = null; // credentials (or a function returning them) of the last successful ident
     this._channels = new Set(); // channels joined, re-joined after every reconnect
+    this._userPos = null; // last position seen in the user's stream, sent as `since` on re-ident
+    this._channelPos = new Map(); // channel -> last position seen in its stream
     this._link = null; // the connection in use
     this._probe = null; // a WebSocket tried while on SSE, adopted once it works
     this._attempt = 0;
@@ -89,8 +92,10 @@ export class Herald {
   /** Identify with `{token}` or `{username, password}`, or a function returning them (called again on every reconnect, so it can mint a fresh token). */
   ident(auth) {
     const send = (creds) => this._request({ type: "ident", auth: creds }).then((ok) => {
+      if (ok.user !== this.user) this._userPos = null; // another user's stream
       this._auth = auth;
       this.user = ok.user ?? null;
+      this._userPos = ok.pos ?? this._userPos;
       return ok;
     });
     return typeof auth === "function" ? new Promise((resolve) => resolve(auth())).then(send) : send(auth);
@@ -99,12 +104,14 @@ export class Herald {
   join(channel) {
     return this._request({ type: "join", channel }).then((ok) => {
       this._channels.add(channel);
+      if (ok.pos && !this._channelPos.has(channel)) this._channelPos.set(channel, ok.pos);
       return ok;
     });
   }
 
   leave(channel) {
     this._channels.delete(channel); // at once, so a reconnect racing the reply does not join it again
+    this._channelPos.delete(channel);
     return this._request({ type: "leave", channel });
   }
 
@@ -230,6 +237,12 @@ export class Herald {
       this._seenOrder.push(f.id);
       if (this._seenOrder.length > 256) this._seen.delete(this._seenOrder.shift());
     }
+    // Remember how far each stream got, to ask for what follows after a reconnect.
+    for (const [channel, pos] of Object.entries(f.pos?.channels ?? {})) {
+      if (this._channels.has(channel)) this._channelPos.set(channel, pos);
+    }
+    const userPos = this.user != null ? f.pos?.users?.[this.user] : undefined;
+    if (userPos) this._userPos = userPos;
     const meta = { id: f.id, event: f.event, via: { users: f.via?.users ?? [], channels: f.via?.channels ?? [] } };
     if (f.from) meta.from = { user: f.from.user };
     this._emit(f.event, f.payload, meta);
@@ -342,25 +355,59 @@ export class Herald {
     this._restore(link).then(() => this._ready(link), (err) => this._restoreFailed(link, err));
   }
 
-  /** Bring a fresh connection to where the last one was: ident, then every joined channel. */
+  /**
+   * Bring a fresh connection to where the last one was: ident, then every joined channel, each
+   * with the last position seen (`since`), so the server replays what was missed meanwhile.
+   * Emits `resubscribed` per channel and `recovered` once: an app reloads state only where
+   * `recovered` is false (too much missed, or history unavailable).
+   */
   async _restore(link) {
+    const outcome = { recovered: true, user: undefined, channels: {} };
+    const restoring = !!this._auth || this._channels.size > 0;
     if (this._auth) {
       const creds = typeof this._auth === "function" ? await this._auth() : this._auth;
-      const ok = await this._request({ type: "ident", auth: creds }, link);
+      const frame = { type: "ident", auth: creds };
+      if (this._userPos) frame.since = this._userPos;
+      const ok = await this._request(frame, link);
+      if (ok.user !== this.user) this._userPos = null;
       this.user = ok.user ?? this.user;
+      outcome.user = this._settlePosition(ok, frame.since, (pos) => { this._userPos = pos; });
+      outcome.recovered &&= outcome.user;
     }
     // Loop, because a join may still complete on the old link while a probe is being restored.
     const done = new Set();
     for (let todo = [...this._channels]; todo.length; todo = [...this._channels].filter((c) => !done.has(c))) {
       await Promise.all(todo.map((channel) => {
         done.add(channel);
-        return this._request({ type: "join", channel }, link).catch((err) => {
+        const frame = { type: "join", channel };
+        const since = this._channelPos.get(channel);
+        if (since) frame.since = since;
+        return this._request(frame, link).then((ok) => {
+          const recovered = this._settlePosition(ok, since, (pos) => this._channelPos.set(channel, pos));
+          outcome.channels[channel] = recovered;
+          outcome.recovered &&= recovered;
+          this._emit("resubscribed", { channel, recovered });
+        }, (err) => {
           if (!err.frame) throw err; // lost or timed out: start over with a new connection
           this._channels.delete(channel); // refused now (grant gone): stop trying, tell the app
+          this._channelPos.delete(channel);
           this._emit("error", err);
         });
       }));
     }
+    if (restoring) this._emit("recovered", outcome);
+  }
+
+  /**
+   * Whether a re-ident or re-join recovered every event after `since`. If so the replayed
+   * events carry the positions from here on; if not, the stream's top is where to go on from.
+   */
+  _settlePosition(ok, since, keep) {
+    const recovered = !!since && ok.recovered === true;
+    if (!recovered) {
+      if (ok.pos) keep(ok.pos);
+    }
+    return recovered;
   }
 
   _restoreFailed(link, err) {

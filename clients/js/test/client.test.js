@@ -214,6 +214,46 @@ test("after a reconnect the client idents and re-joins by itself, and events flo
   h.close();
 });
 
+test("after a reconnect it asks for what it missed from the last positions, and says what was recovered", async () => {
+  const { h, world } = setup();
+  world.respond = (frame) => {
+    if (frame.type === "ident") return { type: "ok", id: frame.id, user: "alice", pos: "u-0", ...(frame.since && { recovered: frame.since === "u-1" }) };
+    if (frame.type === "join") return { type: "ok", id: frame.id, channel: frame.channel, pos: `${frame.channel}-top`, ...(frame.since && { recovered: frame.channel === "chat" }) };
+    return defaultRespond(frame);
+  };
+  (await waitFor(() => lastSocket(world))).accept("first");
+  await h.ident({ token: "alice" });
+  await h.join("chat");
+  await h.join("news");
+  const ws1 = world.sockets[0];
+  ws1.push({ type: "event", id: "e1", event: "M", payload: 1, via: { users: ["alice"], channels: ["chat"] }, pos: { users: { alice: "u-1" }, channels: { chat: "chat-1" } } });
+  const resubscribed = [];
+  const recovered = [];
+  h.on("resubscribed", (r) => resubscribed.push(r));
+  h.on("recovered", (r) => recovered.push(r));
+
+  ws1.drop();
+  const ws2 = await waitFor(() => world.sockets[1], 1000, "a second socket");
+  ws2.accept("second");
+  await waitFor(() => h.state === "connected");
+  assert.deepEqual(ws2.sent.map((f) => [f.type, f.channel ?? null, f.since ?? null]), [
+    ["ident", null, "u-1"], ["join", "chat", "chat-1"], ["join", "news", "news-top"],
+  ]);
+  assert.deepEqual(resubscribed.sort((a, b) => a.channel.localeCompare(b.channel)), [
+    { channel: "chat", recovered: true }, { channel: "news", recovered: false },
+  ]);
+  assert.deepEqual(recovered, [{ recovered: false, user: true, channels: { chat: true, news: false } }]);
+
+  // Where nothing was recovered, the stream's top is where the next reconnect goes on from.
+  ws2.drop();
+  const ws3 = await waitFor(() => world.sockets[2], 1000, "a third socket");
+  ws3.accept("third");
+  await waitFor(() => h.state === "connected");
+  assert.deepEqual(ws3.sent.find((f) => f.channel === "news").since, "news-top");
+  assert.equal(ws3.sent.find((f) => f.channel === "chat").since, "chat-1");
+  h.close();
+});
+
 test("connected is announced only once ident and joins are restored", async () => {
   const { h, world } = setup();
   (await waitFor(() => lastSocket(world))).accept();
