@@ -405,6 +405,9 @@ pub(crate) async fn connect_bus(
         tracing::info!("no --nats given: running on the embedded in-memory bus");
         return Ok((Arc::new(MemoryBus::new()), None));
     };
+    // Each reconnect (and each message NATS dropped for a slow subscription) is a moment
+    // this process may have missed messages: gateways catch up from history.
+    let (gaps, gaps_seen) = tokio::sync::watch::channel(0u64);
     let options = async_nats::ConnectOptions::new()
         .name(name)
         // Each role reads replies under its own prefix, so NATS permissions can keep every
@@ -413,9 +416,18 @@ pub(crate) async fn connect_bus(
         .max_reconnects(None)
         .reconnect_delay_callback(NatsBus::reconnect_delay)
         .connection_timeout(Duration::from_secs(5))
-        .event_callback(|event| async move {
+        .event_callback(move |event| {
+            let gaps = gaps.clone();
+            async move {
             match event {
-                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Connected => {
+                    tracing::info!("NATS connected");
+                    gaps.send_modify(|n| *n += 1);
+                }
+                async_nats::Event::SlowConsumer(sid) => {
+                    tracing::warn!(subscription = sid, "NATS dropped messages of a slow subscription");
+                    gaps.send_modify(|n| *n += 1);
+                }
                 async_nats::Event::Disconnected => {
                     tracing::warn!("NATS connection lost; reconnecting")
                 }
@@ -428,12 +440,14 @@ pub(crate) async fn connect_bus(
                 ),
                 other => tracing::info!(event = %other, "NATS"),
             }
+            }
         });
     // A cluster is given as a comma-separated list; the client also learns the other
     // servers from the one it reaches, but a list lets it start while some are down.
     let client = crate::nats_auth::connect(url, auth, options).await?;
     tracing::info!(url = %crate::nats_auth::redact(url), "connected to NATS");
-    Ok((Arc::new(NatsBus::new(client.clone())), Some(client)))
+    let bus = NatsBus::new(client.clone()).with_gaps(gaps_seen);
+    Ok((Arc::new(bus), Some(client)))
 }
 
 async fn open_kv(

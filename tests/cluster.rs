@@ -355,49 +355,13 @@ async fn bus_and_kv_conform_on_nats() {
 #[tokio::test]
 async fn on_a_three_node_nats_cluster_presence_survives_losing_a_node() {
     let mut nodes = Nats::cluster();
-    // JetStream needs a meta leader before a replicated bucket can be created: the dispatcher
-    // fails fast until then, so start it until it comes up.
     let all_nodes = nodes
         .iter()
         .map(|n| n.url.as_str())
         .collect::<Vec<_>>()
         .join(",");
-    let dispatcher_args = role_args(&["dispatcher"], &all_nodes, &["--kv-replicas", "3"]);
-    let started = std::time::Instant::now();
-    let _dispatcher = loop {
-        let refs: Vec<&str> = dispatcher_args.iter().map(String::as_str).collect();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(&refs)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start dispatcher");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.ends_with(" running") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(DEADLINE).is_ok() {
-            break Process {
-                child,
-                name: "dispatcher".into(),
-            };
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the NATS cluster never formed"
-        );
-    };
+    let _dispatcher =
+        start_when_the_cluster_is_ready(&["dispatcher"], &all_nodes, &["--kv-replicas", "3"]);
     let (_gateway, gateway) = start(role_args(&["gateway"], &nodes[1].url, &[]));
     let (_rest, rest) = start(role_args(&["adapter", "rest"], &nodes[2].url, &[]));
     let rest = Rest::new(&rest.expect("rest address"));

@@ -23,11 +23,19 @@ pub(crate) async fn start(
     let mut controls = shared.bus.subscribe(subjects::CONTROL, None).await?;
     shared.bus.flush().await?;
     let for_events = shared.clone();
+    let mut gaps = shared.bus.gaps();
+    gaps.borrow_and_update();
     shared.tracker.spawn(async move {
         let mut recent = RecentEvents::new(CAPACITY);
+        let mut watching_gaps = true;
         loop {
             tokio::select! {
                 _ = for_events.shutdown.cancelled() => break,
+                // Live events wait meanwhile, in their subscriptions, and come after.
+                changed = gaps.changed(), if watching_gaps => match changed {
+                    Ok(()) => crate::gaps::catch_up(&for_events, &mut recent).await,
+                    Err(_) => watching_gaps = false,
+                },
                 m = deliveries.next() => match m {
                     Some(m) => deliver(&for_events, &mut recent, &m.payload),
                     None => break,
@@ -50,7 +58,8 @@ pub(crate) async fn start(
     Ok(())
 }
 
-fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
+/// Delivers one event to the connections it targets here, unless it already was.
+pub(crate) fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
     let delivery: Delivery = match serde_json::from_slice(payload) {
         Ok(d) => d,
         Err(e) => {
@@ -66,6 +75,7 @@ fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]) {
         return;
     }
     shared.metrics.events.inc();
+    shared.interest.seen(&delivery.pos);
     let mut delivered = 0;
     let from = delivery.from.as_ref();
     for group in shared.registry.resolve(&delivery.targets) {

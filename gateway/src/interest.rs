@@ -3,11 +3,14 @@
 //! sends an event only to the gateways that hold one of its targets.
 //!
 //! Every subscription feeds one stream, read by the delivery loop. An event to several targets
-//! may come once per target; the loop's recent-ids set keeps the first.
+//! may come once per target; the loop's recent-ids set keeps the first. Each target also keeps
+//! the last position this gateway saw in its stream, where `gaps` catches up from after the
+//! gateway was off NATS.
 
 use futures::stream::{BoxStream, SelectAll, StreamExt};
 use herald_core::bus::{Bus, BusMessage};
-use herald_core::history::Target;
+use herald_core::history::{Position, Target};
+use herald_core::protocol::Positions;
 use herald_core::metrics::{Metric, Metrics};
 use herald_core::{subjects, HeraldError};
 use std::collections::HashMap;
@@ -18,14 +21,32 @@ use tokio_util::sync::CancellationToken;
 /// The subscriptions of one gateway, counted by the connections that need them.
 pub(crate) struct Interest {
     bus: Arc<dyn Bus>,
-    held: Mutex<HashMap<Target, Held>>,
+    held: Mutex<Targets>,
     added: mpsc::UnboundedSender<BoxStream<'static, BusMessage>>,
     subscriptions: Arc<Metric>,
+}
+
+/// Held targets by kind, so an event's positions are looked up by name without allocating.
+#[derive(Default)]
+struct Targets {
+    channels: HashMap<String, Held>,
+    users: HashMap<String, Held>,
+}
+
+impl Targets {
+    fn of(&mut self, target: &Target) -> &mut HashMap<String, Held> {
+        match target {
+            Target::Channel(_) => &mut self.channels,
+            Target::User(_) => &mut self.users,
+        }
+    }
 }
 
 struct Held {
     /// Connections of this gateway that need the target's events.
     connections: usize,
+    /// The newest position this gateway saw in the target's stream.
+    last: Option<Position>,
     /// Set once the subscription reached NATS.
     subscribed: Arc<OnceCell<()>>,
     /// Ends the subscription.
@@ -82,7 +103,7 @@ impl Interest {
         Ok((interest, deliveries))
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<Target, Held>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, Targets> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -92,14 +113,18 @@ impl Interest {
     pub(crate) async fn hold(&self, target: &Target) -> Result<(), HeraldError> {
         let (subscribed, cancel) = {
             let mut held = self.held();
-            let entry = held.entry(target.clone()).or_insert_with(|| {
-                self.subscriptions.inc();
-                Held {
-                    connections: 0,
-                    subscribed: Arc::default(),
-                    cancel: CancellationToken::new(),
-                }
-            });
+            let entry = held
+                .of(target)
+                .entry(target.name().to_string())
+                .or_insert_with(|| {
+                    self.subscriptions.inc();
+                    Held {
+                        connections: 0,
+                        last: None,
+                        subscribed: Arc::default(),
+                        cancel: CancellationToken::new(),
+                    }
+                });
             entry.connections += 1;
             (entry.subscribed.clone(), entry.cancel.clone())
         };
@@ -126,13 +151,70 @@ impl Interest {
     /// A connection no longer needs `target`'s events; the last one ends the subscription.
     pub(crate) fn release(&self, target: &Target) {
         let mut held = self.held();
-        if let Some(entry) = held.get_mut(target) {
+        let held = held.of(target);
+        if let Some(entry) = held.get_mut(target.name()) {
             entry.connections -= 1;
             if entry.connections == 0 {
                 entry.cancel.cancel();
-                held.remove(target);
+                held.remove(target.name());
                 self.subscriptions.dec();
             }
         }
+    }
+
+    /// Notes the positions an event had in the streams of targets this gateway holds.
+    pub(crate) fn seen(&self, positions: &Positions) {
+        if positions.is_empty() {
+            return;
+        }
+        let mut guard = self.held();
+        let held = &mut *guard;
+        let kinds = [
+            (&mut held.channels, &positions.channels),
+            (&mut held.users, &positions.users),
+        ];
+        for (held, positions) in kinds {
+            for (name, token) in positions {
+                if let (Some(entry), Some(position)) = (held.get_mut(name), Position::parse(token)) {
+                    advance(&mut entry.last, position);
+                }
+            }
+        }
+    }
+
+    /// Notes where `target`'s stream stood when a connection joined it (its `ok` position),
+    /// unless this gateway already follows it.
+    pub(crate) fn starts_at(&self, target: &Target, token: &str) {
+        let Some(position) = Position::parse(token) else {
+            return;
+        };
+        let mut held = self.held();
+        if let Some(entry) = held.of(target).get_mut(target.name()) {
+            if entry.last.is_none() {
+                entry.last = Some(position);
+            }
+        }
+    }
+
+    /// Every held target with the last position seen in its stream.
+    pub(crate) fn positions(&self) -> Vec<(Target, Position)> {
+        let held = self.held();
+        let channels = held.channels.iter().filter_map(|(name, entry)| {
+            Some((Target::Channel(name.clone()), entry.last?))
+        });
+        let users = held
+            .users
+            .iter()
+            .filter_map(|(name, entry)| Some((Target::User(name.clone()), entry.last?)));
+        channels.chain(users).collect()
+    }
+}
+
+/// Moves `last` on to `position` when it is newer (events of one stream may arrive out of
+/// order from different dispatchers; a new epoch replaces the old).
+fn advance(last: &mut Option<Position>, position: Position) {
+    match last {
+        Some(known) if known.epoch == position.epoch && known.seq >= position.seq => {}
+        _ => *last = Some(position),
     }
 }

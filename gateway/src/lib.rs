@@ -12,6 +12,7 @@
 //! - `recent`: ids of recently delivered events, so a copy sent again is dropped.
 //! - `interest`: a subscription per channel and user this gateway holds, so it receives only
 //!   their events.
+//! - `gaps`: catching up from history on what the gateway missed while off NATS.
 //! - `recovery`: replays of what a reconnecting client missed, live events waiting behind them.
 //! - `heartbeat`: tells the dispatchers this gateway is alive, and that it left.
 //! - `close_reports`: closed connections the dispatchers did not acknowledge, sent again.
@@ -29,6 +30,7 @@ mod admission;
 pub mod backend;
 mod close_reports;
 mod delivery;
+mod gaps;
 pub mod demo;
 mod heartbeat;
 mod http_error;

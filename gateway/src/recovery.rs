@@ -115,7 +115,9 @@ impl Recovery {
         }
         state.keep_until = Instant::now() + SEEN_WINDOW;
         let replayed = std::mem::take(&mut state.replayed);
-        let held = std::mem::take(&mut state.held);
+        // A live event that also came in a replay goes where the replay put it.
+        let mut held = std::mem::take(&mut state.held);
+        held.retain(|frame| state.first_time(&frame.id));
         let mut queued = 0;
         for frame in replayed.into_iter().chain(held) {
             queued += 1;
@@ -140,12 +142,13 @@ impl Recovery {
             self.active.store(false, Ordering::Relaxed);
             return Live::Offered(outbox.offer_event(event.frame, event.accepted_ms));
         }
-        if !state.first_time(&event.id) {
-            return Live::Duplicate;
-        }
         if state.replays == 0 {
+            if !state.first_time(&event.id) {
+                return Live::Duplicate;
+            }
             return Live::Offered(outbox.offer_event(event.frame, event.accepted_ms));
         }
+        // Checked against the replays when they finish.
         if state.held.len() >= capacity {
             outbox.close(CloseReason::SLOW_CONSUMER);
             return Live::Offered(Offer::Overflowed);

@@ -185,6 +185,15 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// Every connection that joined `channel`.
+    pub fn members_of(&self, channel: &str) -> Vec<Arc<Connection>> {
+        self.read()
+            .channels
+            .get(channel)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Every connection, identified or not.
     pub fn all(&self) -> Vec<Arc<Connection>> {
         self.read().connections.values().cloned().collect()

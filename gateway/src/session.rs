@@ -520,6 +520,9 @@ async fn recover(
         let page_recovered = answer["recovered"].as_bool();
         if page == 0 {
             pos = answer["pos"].as_str().map(str::to_string);
+            if let Some(pos) = &pos {
+                shared.interest.starts_at(target, pos);
+            }
             recovered = page_recovered;
         } else if page_recovered != Some(true) {
             // Events went while the replay was read: what was replayed is not all there is.

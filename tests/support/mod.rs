@@ -208,6 +208,43 @@ impl Nats {
     }
 }
 
+/// Starts `herald <role> --nats <nats> <common args> <extra>` until it runs: JetStream needs a
+/// meta leader before a replicated bucket or stream can be made, and a freshly formed NATS
+/// cluster has none for a while (the role fails fast until then).
+pub fn start_when_the_cluster_is_ready(role: &[&str], nats: &str, extra: &[&str]) -> Process {
+    let mut args: Vec<String> = role.iter().map(|s| s.to_string()).collect();
+    args.extend(common_args(Some(nats)));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let started = Instant::now();
+    loop {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start herald");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.ends_with(" running") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(DEADLINE).is_ok() {
+            return Process {
+                child,
+                name: role.join(" "),
+            };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(started.elapsed() < Duration::from_secs(60), "the NATS cluster never formed");
+    }
+}
+
 /// Starts `herald <args>`; for roles that listen, returns the address they printed.
 pub fn herald(args: &[&str]) -> (Process, Option<String>) {
     herald_with(args, &[], Stdio::inherit())

@@ -89,4 +89,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Whether the bus is reachable now (for `/readyz`).
     fn is_connected(&self) -> bool;
+
+    /// Counts the moments this process may have missed messages on its subscriptions (it
+    /// reconnected, or a subscription overflowed): a subscriber that must not miss any
+    /// catches up from history each time it changes. A bus that never misses any (memory)
+    /// answers a counter that never changes.
+    fn gaps(&self) -> tokio::sync::watch::Receiver<u64> {
+        tokio::sync::watch::channel(0).1
+    }
 }

@@ -14,12 +14,20 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
+    gaps: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl NatsBus {
     /// Wraps a connected client.
     pub fn new(client: async_nats::Client) -> Self {
-        NatsBus { client }
+        NatsBus { client, gaps: None }
+    }
+
+    /// Reports `gaps` as [`Bus::gaps`]: the client's event callback counts each reconnect and
+    /// slow-consumer event there.
+    pub fn with_gaps(mut self, gaps: tokio::sync::watch::Receiver<u64>) -> Self {
+        self.gaps = Some(gaps);
+        self
     }
 
     /// The underlying client (for JetStream).
@@ -112,5 +120,12 @@ impl Bus for NatsBus {
 
     fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn gaps(&self) -> tokio::sync::watch::Receiver<u64> {
+        match &self.gaps {
+            Some(gaps) => gaps.clone(),
+            None => tokio::sync::watch::channel(0).1,
+        }
     }
 }
