@@ -182,3 +182,90 @@ async fn a_gateway_whose_nats_node_dies_catches_up_from_history() {
         .collect();
     assert_complete(&got, &accepted);
 }
+
+/// A TCP relay to NATS that a test can cut: while cut it drops every connection through it
+/// and refuses new ones, as a network partition between one process and NATS would.
+struct Relay {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Relay {
+    async fn start(upstream: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (c, g) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if c.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    continue;
+                };
+                let mut cuts = g.subscribe();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Relay { port, cut, generation }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|n| *n += 1);
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A gateway cut off from NATS misses what is published meanwhile on its subjects; once back,
+/// it reads that from history, so its clients (still connected to it) lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_cut_off_from_nats_catches_up_from_history() {
+    let nats = Nats::start();
+    let relay = Relay::start(nats.port).await;
+    let (_dispatcher, _) = role(&["dispatcher"], &nats.url, &[]);
+    let (_gateway, gateway) = role(&["gateway"], &format!("nats://127.0.0.1:{}", relay.port), &[]);
+    let (_rest, rest) = role(&["adapter", "rest"], &nats.url, &[]);
+    let rest = Rest::new(&rest.expect("rest address"));
+    let gateway = gateway.expect("gateway address");
+    let clients = start_clients(&[ws_url(&gateway)], 20, "partitioned").await;
+
+    let mut missed = Vec::new();
+    for n in 0..10 {
+        missed.push(rest.notify("N", json!({"channels": ["partitioned"]}), json!(n)).await);
+    }
+    relay.cut();
+    eventually("the gateway notices it is cut off", || async {
+        let ready = reqwest::get(format!("{gateway}/readyz")).await;
+        ready.is_ok_and(|r| r.status() != 200)
+    })
+    .await;
+    for n in 10..30 {
+        missed.push(rest.notify("N", json!({"channels": ["partitioned"]}), json!(n)).await);
+    }
+    relay.mend();
+    eventually("the gateway is back on NATS", || async {
+        let ready = reqwest::get(format!("{gateway}/readyz")).await;
+        ready.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let rest_of_them = post_steadily(&rest, "partitioned", 10, || {}).await;
+    missed.extend(rest_of_them);
+    let got: Vec<Vec<String>> = futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .map(|r| r.expect("client"))
+        .collect();
+    assert_complete(&got, &missed);
+}

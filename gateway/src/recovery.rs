@@ -195,3 +195,50 @@ impl Drop for Replay {
             .finish(&self.connection.outbox, frames, self.capacity);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+
+    fn held(id: &str) -> Held {
+        Held {
+            id: id.into(),
+            frame: Utf8Bytes::from(id.to_string()),
+            accepted_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn live_events_wait_behind_the_replay_and_come_once() {
+        let (outbox, mut receiver) = Outbox::new(64, 1 << 20, &CancellationToken::new());
+        let recovery = Recovery::default();
+        recovery.begin();
+        assert!(recovery.is_active());
+        // Live during the replay: e2 is also in it, e4 is newer.
+        for id in ["e2", "e4"] {
+            assert!(matches!(recovery.offer_live(&outbox, held(id), 64), Live::Held));
+        }
+        recovery.finish(&outbox, vec![held("e1"), held("e2"), held("e3")], 64);
+        let mut order = Vec::new();
+        while let Some(frame) = receiver.try_recv() {
+            order.push(frame.to_string());
+        }
+        assert_eq!(order, ["e1", "e2", "e3", "e4"]);
+        // Shortly after, a copy of an event already sent is dropped.
+        assert!(matches!(recovery.offer_live(&outbox, held("e3"), 64), Live::Duplicate));
+        assert!(matches!(recovery.offer_live(&outbox, held("e5"), 64), Live::Offered(Offer::Queued)));
+    }
+
+    #[tokio::test]
+    async fn too_many_waiting_closes_the_connection_as_a_slow_consumer() {
+        let (outbox, _receiver) = Outbox::new(64, 1 << 20, &CancellationToken::new());
+        let recovery = Recovery::default();
+        recovery.begin();
+        for n in 0..2 {
+            assert!(matches!(recovery.offer_live(&outbox, held(&format!("e{n}")), 2), Live::Held));
+        }
+        assert!(matches!(recovery.offer_live(&outbox, held("e2"), 2), Live::Offered(Offer::Overflowed)));
+        assert_eq!(outbox.close_reason(), CloseReason::SLOW_CONSUMER);
+    }
+}
