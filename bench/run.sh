@@ -20,6 +20,15 @@
 #              by herald-bench), RPC_SECS per level, beside the same calls straight over NATS
 #   broadcast  BROADCAST_CONNS connections over the gateways, each receiving BROADCAST_EVENTS
 #              broadcasts
+#   history    the cost of history: fanout (full speed) and latency at HISTORY_RATE/s, with
+#              history on (the default), then with the dispatcher restarted with
+#              --history-size 0, then on again
+#   jitter     JITTER_CLIENTS clients, each dropped for 1 s about every 15 s, 2 events/s on each
+#              of 10 channels for JITTER_SECS: delivered %, duplicates, replay delay; with
+#              recovery, then re-joining without `since` (the reference)
+#   interest   USER_SUBS connections, each its own user, spread over the gateways (use
+#              GATEWAYS=4); USER_EVENTS events each to one user: deliveries/s and the events
+#              each gateway received (its herald_gateway_events_total)
 #   all        fanout latency channels idle ingest publish rpc
 #   faults     alone: herald-bench starts its own deployments and breaks one part of each
 #              half-way through a steady load (dispatcher, gateway, NATS node, slow reader,
@@ -29,8 +38,10 @@
 # RATES ("25 200"), RATE_SECS (20), LAT_CONCURRENCY (4), CHANNEL_SUBS (1000), CHANNELS (100),
 # PER_CONN (2), CHANNEL_EVENTS (2000), IDLE_CONNS (20000), NATS_IDLE_CONNS (10000),
 # IDLE_HOLD (10), INGEST_CLIENTS (1,16,64), INGEST_SECS (5), BROADCAST_CONNS (80000),
-# BROADCAST_EVENTS (10), RPC_CLIENTS (1,16,64), RPC_SECS (5), PUBLISHERS (8), STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a
-# failure), BENCH_ARGS (extra herald-bench flags), PROFILE (release; or debug), SKIP_BUILD (0),
+# BROADCAST_EVENTS (10), RPC_CLIENTS (1,16,64), RPC_SECS (5), PUBLISHERS (8), HISTORY_RATE (200),
+# JITTER_CLIENTS (2000), JITTER_SECS (120), USER_SUBS (1000), USER_EVENTS (20000),
+# HERALD_BIN (a herald binary to run instead of building one, e.g. an older release to compare),
+# STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a failure), BENCH_ARGS (extra herald-bench flags), PROFILE (release; or debug), SKIP_BUILD (0),
 # RESULTS (file the JSON result lines are appended to), HERALD_LOG (warn), OUTBOX_CAPACITY
 # (the gateways' --outbox-capacity; their default when unset), OUTBOX_MAX_BYTES (with
 # OUTBOX_CAPACITY, the gateways' --outbox-max-bytes; default 64 MiB),
@@ -63,6 +74,11 @@ BROADCAST_CONNS="${BROADCAST_CONNS:-80000}"
 BROADCAST_EVENTS="${BROADCAST_EVENTS:-10}"
 RPC_CLIENTS="${RPC_CLIENTS:-1,16,64}"
 PUBLISHERS="${PUBLISHERS:-8}"
+HISTORY_RATE="${HISTORY_RATE:-200}"
+JITTER_CLIENTS="${JITTER_CLIENTS:-2000}"
+JITTER_SECS="${JITTER_SECS:-120}"
+USER_SUBS="${USER_SUBS:-1000}"
+USER_EVENTS="${USER_EVENTS:-20000}"
 RPC_SECS="${RPC_SECS:-5}"
 STRICT="${STRICT:-0}"
 BENCH_ARGS="${BENCH_ARGS:-}"
@@ -82,9 +98,9 @@ if [ "${scenarios[*]}" = "all" ]; then
 fi
 for s in "${scenarios[@]}"; do
   case "$s" in
-    fanout|latency|channels|idle|ingest|broadcast|publish|rpc) ;;
+    fanout|latency|channels|idle|ingest|broadcast|publish|rpc|history|jitter|interest) ;;
     faults) [ ${#scenarios[@]} -eq 1 ] || { echo "run.sh: run faults alone" >&2; exit 2; } ;;
-    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast publish rpc all faults)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast publish rpc history jitter interest all faults)" >&2; exit 2 ;;
   esac
 done
 
@@ -98,7 +114,7 @@ if [ "$SKIP_BUILD" != "1" ]; then
   echo "building herald and herald-bench ($PROFILE)" >&2
   cargo build --quiet "${build_flags[@]}" -p herald -p herald-bench
 fi
-herald="$bin_dir/herald"
+herald="${HERALD_BIN:-$bin_dir/herald}"
 bench="$bin_dir/herald-bench"
 
 nats_new_enough() {
@@ -222,14 +238,30 @@ secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 key="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 hash="$(echo "$key" | "$herald" passwd)"
 
-start_role dispatcher dispatcher --nats "$nats_url" --jwt-secret "$secret"
-# Requests are answered once it says so.
-for _ in $(seq 1 300); do
-  grep -q '^herald dispatcher running' "$work/dispatcher.out" && break
-  kill -0 "$last_pid" 2>/dev/null || { cat "$work/dispatcher.err" >&2; exit 1; }
-  sleep 0.1
-done
+# Starts the dispatcher (with extra flags) and returns once it answers requests.
+dispatchers=0
+start_dispatcher() {
+  dispatchers=$((dispatchers + 1))
+  local name="dispatcher$dispatchers"
+  start_role "$name" dispatcher --nats "$nats_url" --jwt-secret "$secret" "$@"
+  dispatcher_pid=$last_pid
+  for _ in $(seq 1 300); do
+    grep -q '^herald dispatcher running' "$work/$name.out" && return 0
+    kill -0 "$last_pid" 2>/dev/null || { cat "$work/$name.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "the dispatcher did not start; see $work/$name.err" >&2
+  exit 1
+}
+# Replaces the running dispatcher by one started with these flags.
+restart_dispatcher() {
+  kill "$dispatcher_pid"
+  while kill -0 "$dispatcher_pid" 2>/dev/null; do sleep 0.1; done
+  start_dispatcher "$@"
+}
+start_dispatcher
 gateway_args=()
+gateway_urls=()
 gateway_pids=()
 outbox_args=()
 # A deep outbox in frames is deep in bytes too: OUTBOX_MAX_BYTES, default 64 MiB (nats-server's
@@ -241,7 +273,8 @@ for i in $(seq 1 "$GATEWAYS"); do
   start_role "gateway$i" gateway --nats "$nats_url" --listen 127.0.0.1:0 --jwt-secret "$secret" \
     --client-publish-rate 1000000 "${outbox_args[@]}"
   gateway_pids+=(--gateway-pid "$last_pid")
-  gateway_args+=(--gateway "$(announced_url "gateway$i")")
+  gateway_urls+=("$(announced_url "gateway$i")")
+  gateway_args+=(--gateway "${gateway_urls[-1]}")
 done
 start_role rest adapter rest --nats "$nats_url" --listen 127.0.0.1:0 --jwt-secret "$secret" --api-key-hash "$hash"
 rest_url="$(announced_url rest)"
@@ -263,6 +296,15 @@ bench_run() {
     failed=$((failed + 1))
   fi
   echo >&2
+}
+
+# Each gateway's herald_gateway_events_total, space-separated.
+gateway_events() {
+  local url out=()
+  for url in "${gateway_urls[@]}"; do
+    out+=("$(curl -s "$url/metrics" | awk '/^herald_gateway_events_total/ {s += $NF} END {print s + 0}')")
+  done
+  echo "${out[*]}"
 }
 
 # After a run's connections all closed at once: how long until presence (GET /v1/channels) is
@@ -338,6 +380,34 @@ for scenario in "${scenarios[@]}"; do
     rpc)
       bench_run rpc "${herald_args[@]}" --nats "$nats_url" --clients "$RPC_CLIENTS" --secs "$RPC_SECS" \
         --label "rpc herald over nats"
+      ;;
+    history)
+      for phase in on off on; do
+        if [ "$phase" = off ]; then restart_dispatcher --history-size 0; else restart_dispatcher; fi
+        bench_run fanout "${herald_args[@]}" --subscribers "$SUBS" --events "$EVENTS" \
+          --concurrency "$CONCURRENCY" --label "fanout herald, history $phase"
+        bench_run fanout "${herald_args[@]}" --subscribers "$SUBS" --events "$((HISTORY_RATE * RATE_SECS))" \
+          --rate "$HISTORY_RATE" --concurrency "$LAT_CONCURRENCY" --label "latency herald ${HISTORY_RATE}/s, history $phase"
+      done
+      ;;
+    jitter)
+      bench_run jitter "${herald_args[@]}" --clients "$JITTER_CLIENTS" --secs "$JITTER_SECS" \
+        --label "jitter herald, recovery"
+      bench_run jitter "${herald_args[@]}" --clients "$JITTER_CLIENTS" --secs "$JITTER_SECS" \
+        --no-recovery --label "jitter herald, no recovery (reference)"
+      ;;
+    interest)
+      before="$(gateway_events)"
+      bench_run channels "${herald_args[@]}" --subscribers "$USER_SUBS" --channels "$USER_SUBS" \
+        --per-conn 1 --to-users --events "$USER_EVENTS" --concurrency "$CONCURRENCY" \
+        --label "single users herald over $GATEWAYS gateways"
+      after="$(gateway_events)"
+      line="$(python3 -c "
+import json, sys
+b, a = [int(float(x)) for x in '$before'.split()], [int(float(x)) for x in '$after'.split()]
+print(json.dumps({'mode': 'interest', 'events_sent': $USER_EVENTS, 'received_per_gateway': [y - x for x, y in zip(b, a)], 'date': '$(date +%F)'}))")"
+      echo "events each gateway received: $line" >&2
+      echo "$line"; echo "$line" >>"$RESULTS"
       ;;
     broadcast)
       bench_run fanout "${herald_args[@]}" --broadcast --subscribers "$BROADCAST_CONNS" \

@@ -59,6 +59,7 @@ pub fn run(job: Job) -> anyhow::Result<bool> {
                     channels: 1,
                     per_conn: 1,
                     broadcast: a.broadcast,
+                    to_users: false,
                 };
                 let (r, f) =
                     delivery("fanout", &a.common, &a.publish, a.subscribers, layout).await?;
@@ -68,11 +69,15 @@ pub fn run(job: Job) -> anyhow::Result<bool> {
                 if a.per_conn == 0 || a.per_conn > a.channels {
                     bail!("--per-conn must be between 1 and --channels");
                 }
+                if a.to_users && (a.per_conn != 1 || u64::from(a.channels) != a.subscribers) {
+                    bail!("--to-users needs --per-conn 1 and as many channels as subscribers");
+                }
                 let layout = Layout {
                     run: run_id(),
                     channels: a.channels,
                     per_conn: a.per_conn,
                     broadcast: false,
+                    to_users: a.to_users,
                 };
                 let (r, f) =
                     delivery("channels", &a.common, &a.publish, a.subscribers, layout).await?;
@@ -106,7 +111,7 @@ fn run_id() -> String {
 }
 
 /// Today's date (UTC), for the results line.
-fn today() -> String {
+pub(crate) fn today() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -604,6 +609,7 @@ async fn idle(args: &IdleArgs) -> anyhow::Result<(Value, Vec<String>)> {
         channels: args.channels,
         per_conn: args.per_conn,
         broadcast: false,
+        to_users: false,
     };
     let rss =
         |pids: &[u32]| -> Vec<Option<u64>> { pids.iter().map(|&p| sys::rss_kib(p)).collect() };
@@ -700,6 +706,7 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<(Value, Vec<String>)> {
         channels: 1,
         per_conn: 1,
         broadcast: false,
+        to_users: false,
     };
     warm_up(addr, &common.api_key, &layout).await?;
     let mut levels = Vec::new();

@@ -8,6 +8,7 @@
 
 mod driver;
 mod faults;
+mod jitter;
 mod plan;
 mod publisher;
 mod stats;
@@ -46,6 +47,9 @@ enum Mode {
     /// Starts its own deployment on loopback, breaks one part half-way through a steady REST
     /// load, and prints the healthy half beside the broken half.
     Faults(faults::FaultsArgs),
+    /// Clients dropped for a second every ~15 s while events flow: delivered %, duplicates,
+    /// replay delay (with recovery, or `--no-recovery` for the reference).
+    Jitter(jitter::JitterArgs),
     /// Internal: a subscriber process (spec on stdin, reports on stdout).
     #[command(hide = true)]
     Worker,
@@ -194,6 +198,10 @@ pub struct ChannelsArgs {
     /// Channels each connection joins (K).
     #[arg(long, default_value_t = 2)]
     pub per_conn: u32,
+    /// Send each event to one user (each connection is its own user) instead of a channel:
+    /// needs --per-conn 1 and --channels equal to --subscribers.
+    #[arg(long)]
+    pub to_users: bool,
 }
 
 /// `idle`.
@@ -260,6 +268,12 @@ fn main() -> ExitCode {
         Mode::Ingest(args) => driver::run(driver::Job::Ingest(args)),
         Mode::Rpc(args) => driver::run(driver::Job::Rpc(args)),
         Mode::Faults(args) => faults::run(args),
+        Mode::Jitter(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(jitter::run(args))),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

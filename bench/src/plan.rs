@@ -38,6 +38,10 @@ pub struct Layout {
     pub per_conn: u32,
     /// Events go to every identified connection (`targets: {broadcast: true}`).
     pub broadcast: bool,
+    /// Event `g` goes to the user of connection `channel_of_event(g)` instead of to that
+    /// channel (with one member per channel, the same connection receives it).
+    #[serde(default)]
+    pub to_users: bool,
 }
 
 impl Layout {
@@ -291,6 +295,7 @@ mod tests {
             channels,
             per_conn,
             broadcast: false,
+            to_users: false,
         }
     }
 
@@ -345,6 +350,7 @@ mod tests {
     fn broadcast_reaches_everyone() {
         let layout = Layout {
             broadcast: true,
+            to_users: false,
             ..layout(1, 1)
         };
         assert_eq!(layout.expected(5, 10, &[2]), 9);

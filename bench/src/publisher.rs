@@ -334,6 +334,10 @@ pub fn herald_request(layout: &Layout, mark: Mark, payload_bytes: usize) -> (Str
             "{{\"event\":\"BENCH\",\"targets\":{{\"broadcast\":true}},\"payload\":{payload}}}"
         );
         ("/v1/notify".to_string(), Bytes::from(body))
+    } else if layout.to_users {
+        let user = layout.user(u64::from(layout.channel_of_event(mark.g)));
+        let body = format!("{{\"event\":\"BENCH\",\"payload\":{payload}}}");
+        (format!("/v1/notify/user/{user}"), Bytes::from(body))
     } else {
         let channel = layout.channel(layout.channel_of_event(mark.g));
         let body = format!("{{\"event\":\"BENCH\",\"payload\":{payload}}}");
@@ -420,6 +424,7 @@ mod tests {
             channels: 3,
             per_conn: 1,
             broadcast: false,
+            to_users: false,
         };
         let mark = Mark {
             g: 4,
@@ -433,6 +438,7 @@ mod tests {
         assert_eq!(json["event"], "BENCH");
         let broadcast = Layout {
             broadcast: true,
+            to_users: false,
             ..layout
         };
         let (path, body) = herald_request(&broadcast, mark, 100);
@@ -453,6 +459,7 @@ mod tests {
                 channels: 1,
                 per_conn: 1,
                 broadcast: false,
+                to_users: false,
             },
             max_duration: Duration::from_secs(5),
         });

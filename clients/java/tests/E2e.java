@@ -1,5 +1,6 @@
 // End-to-end check of the Java client against a running Herald, driven by HERALD_* environment variables.
 
+import io.herald.client.BadRequestException;
 import io.herald.client.HeraldClient;
 import io.herald.client.HeraldException;
 import io.herald.client.Targets;
@@ -89,6 +90,26 @@ public final class E2e {
             fail("notifyBatch returned " + ids);
         }
         System.err.println("notifyBatch: event ids " + ids);
+
+        // The user's history holds what was sent to it, oldest first; `since` reads on from there.
+        Map<?, ?> history = client.history(Targets.users(user), null, null);
+        List<?> events = (List<?>) history.get("events");
+        List<Object> names = new java.util.ArrayList<>();
+        for (Object e : events) {
+            names.add(((Map<?, ?>) e).get("event"));
+        }
+        if (!names.equals(List.of("CLIENT:USER", "CLIENT:BOTH", "CLIENT:BATCH", "CLIENT:BATCH"))) {
+            fail("history: " + history);
+        }
+        Map<?, ?> firstPos = (Map<?, ?>) ((Map<?, ?>) ((Map<?, ?>) events.get(0)).get("pos")).get("users");
+        Map<?, ?> after = client.history(Targets.users(user), (String) firstPos.get(user), 1);
+        Object afterEvent = ((Map<?, ?>) ((List<?>) after.get("events")).get(0)).get("event");
+        if (!Boolean.TRUE.equals(after.get("recovered")) || !Boolean.TRUE.equals(after.get("more")) || !"CLIENT:BOTH".equals(afterEvent)) {
+            fail("history since: " + after);
+        }
+        expectError("bad position", BadRequestException.class, "bad_request", 400,
+                () -> client.history(Targets.channels(channel), "not-a-position", null));
+        System.err.println("history: 4 events, since and limit");
 
         HeraldClient wrongKey = HeraldClient.builder(url, "wrong-key").timeout(Duration.ofSeconds(10)).build();
         expectError("wrong key", UnauthorizedException.class, "unauthorized", 401,

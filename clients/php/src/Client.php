@@ -151,6 +151,41 @@ final class Client
     }
 
     /**
+     * Reads a channel's or a user's history: `GET /v1/channels/{c}/history` or
+     * `GET /v1/users/{u}/history`. Without `$since`, the newest events; with it, the events after
+     * that position and `recovered` (false: some may be gone, and none are returned).
+     *
+     * @param array{channel: string}|array{user: string} $target whose stream
+     * @param ?string $since a `pos` from an event or an earlier answer
+     * @param ?int $limit at most this many events (0 to 1000; 0 answers only `pos`)
+     * @return array{events: list<array<string, mixed>>, pos: ?string, more: bool, recovered?: bool}
+     * @throws HeraldException
+     */
+    public function history(array $target, ?string $since = null, ?int $limit = null): array
+    {
+        if (isset($target['channel']) && count($target) === 1) {
+            $path = '/v1/channels/' . self::pathSegment((string) $target['channel'], 'channel') . '/history';
+        } elseif (isset($target['user']) && count($target) === 1) {
+            $path = '/v1/users/' . self::pathSegment((string) $target['user'], 'user') . '/history';
+        } else {
+            throw new \InvalidArgumentException('target must be ["channel" => …] or ["user" => …]');
+        }
+        $query = array_filter(['since' => $since, 'limit' => $limit], static fn ($v) => $v !== null);
+        if ($query !== []) {
+            $path .= '?' . http_build_query($query);
+        }
+        [$status, $responseBody, $retryAfter] = $this->send($path, null);
+        if ($status < 200 || $status >= 300) {
+            throw HeraldException::fromResponse($status, $responseBody, $retryAfter);
+        }
+        $decoded = json_decode($responseBody, true);
+        if (!is_array($decoded) || !is_array($decoded['events'] ?? null)) {
+            throw new HeraldException("HTTP $status without events in the answer", 'invalid_response', $status);
+        }
+        return $decoded;
+    }
+
+    /**
      * Mints an HS256 token a browser passes in its `ident` frame, signed locally with `jwt_secret`.
      *
      * @param string $user becomes the `sub` claim
@@ -226,18 +261,19 @@ final class Client
     }
 
     /**
-     * Performs the request with curl.
+     * Performs the request with curl: a POST of `$json`, or a GET when it is null.
      *
      * @return array{int, string, ?int} status, body, Retry-After seconds
      * @throws UnavailableException when no HTTP answer arrived
      */
-    private function send(string $path, string $json): array
+    private function send(string $path, ?string $json): array
     {
         $retryAfter = null;
         $curl = curl_init($this->baseUrl . $path);
+        if ($json !== null) {
+            curl_setopt_array($curl, [CURLOPT_POST => true, CURLOPT_POSTFIELDS => $json]);
+        }
         curl_setopt_array($curl, [
-            CURLOPT_POST => true,
-            CURLOPT_POSTFIELDS => $json,
             CURLOPT_RETURNTRANSFER => true,
             CURLOPT_HTTPHEADER => [
                 'Authorization: Bearer ' . $this->apiKey,

@@ -8,6 +8,7 @@ declare(strict_types=1);
 
 require __DIR__ . '/bootstrap.php';
 
+use Herald\BadRequestException;
 use Herald\Client;
 use Herald\HeraldException;
 use Herald\TooLargeException;
@@ -82,6 +83,21 @@ if (count($ids) !== 2 || in_array('', $ids, true)) {
     fail('notifyBatch returned ' . json_encode($ids));
 }
 fwrite(STDERR, 'notifyBatch: event ids ' . implode(', ', $ids) . "\n");
+
+// The user's history holds what was sent to it, oldest first; `since` reads on from a position.
+$history = $client->history(['user' => $user]);
+$names = array_map(fn ($e) => $e['event'], $history['events']);
+if ($names !== ['CLIENT:USER', 'CLIENT:BOTH', 'CLIENT:BATCH', 'CLIENT:BATCH']) {
+    fail('history: ' . json_encode($history));
+}
+$first = $history['events'][0]['pos']['users'][$user];
+$after = $client->history(['user' => $user], $first, 1);
+if (($after['recovered'] ?? null) !== true || $after['more'] !== true || $after['events'][0]['event'] !== 'CLIENT:BOTH') {
+    fail('history since: ' . json_encode($after));
+}
+expectError('bad position', BadRequestException::class, 'bad_request', 400,
+    fn () => $client->history(['channel' => $channel], 'not-a-position'));
+fwrite(STDERR, "history: 4 events, since and limit\n");
 
 $wrongKey = new Client($url, 'wrong-key', ['timeout' => 10]);
 expectError('wrong key', UnauthorizedException::class, 'unauthorized', 401,

@@ -101,6 +101,39 @@ class Client:
             raise HeraldError("invalid_response", status, "batch answer without one id per item")
         return [str(i) for i in ids]
 
+    def history(
+        self,
+        *,
+        channel: Optional[str] = None,
+        user: Optional[str] = None,
+        since: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Reads a channel's or a user's history (``GET /v1/channels/{c}/history`` or
+        ``GET /v1/users/{u}/history``): ``{"events": [...], "pos": ..., "more": bool}``.
+
+        Without ``since``, the newest events; with it (a ``pos`` from an event or an earlier
+        answer), the events after it and ``recovered`` (False: some may be gone, none returned).
+        ``limit``: at most this many events (0 to 1000; 0 answers only ``pos``).
+        """
+        if (channel is None) == (user is None):
+            raise ValueError("give exactly one of channel= and user=")
+        if channel is not None:
+            path = f"/v1/channels/{_path_segment(channel, 'channel')}/history"
+        else:
+            path = f"/v1/users/{_path_segment(user or '', 'user')}/history"
+        query = {k: v for k, v in (("since", since), ("limit", limit)) if v is not None}
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        status, answer = self._send(path, None)
+        try:
+            decoded = json.loads(answer.decode("utf-8"))
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict) or not isinstance(decoded.get("events"), list):
+            raise HeraldError("invalid_response", status, f"HTTP {status} without events in the answer")
+        return decoded
+
     def mint_token(self, user: str, channels: Sequence[str] = (), ttl_seconds: int = 3600) -> str:
         """Mints an HS256 token for a browser's ``ident`` frame, signed locally with ``jwt_secret``.
 
@@ -145,12 +178,13 @@ class Client:
             decoded = {}
         return status, decoded
 
-    def _send(self, path: str, data: bytes) -> Tuple[int, bytes]:
-        """Performs the request; returns (status, body) of a 2xx, raises for anything else."""
+    def _send(self, path: str, data: Optional[bytes]) -> Tuple[int, bytes]:
+        """Performs the request (a POST of ``data``, or a GET without); returns (status, body)
+        of a 2xx, raises for anything else."""
         request = urllib.request.Request(
             self.base_url + path,
             data=data,
-            method="POST",
+            method="POST" if data is not None else "GET",
             headers={
                 "Authorization": "Bearer " + self._api_key,
                 "Content-Type": "application/json",

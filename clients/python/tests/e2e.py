@@ -15,7 +15,7 @@ from typing import Callable, NoReturn, Type
 # Test this source tree, whether or not some herald_client is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from herald_client import Client, HeraldError, TooLargeError, UnauthorizedError  # noqa: E402
+from herald_client import BadRequestError, Client, HeraldError, TooLargeError, UnauthorizedError  # noqa: E402
 
 
 def fail(message: str) -> NoReturn:
@@ -80,6 +80,18 @@ def main() -> None:
     if len(ids) != 2 or not all(ids):
         fail(f"notify_batch returned {ids!r}")
     print(f"notify_batch: event ids {ids}", file=sys.stderr)
+
+    # The user's history holds what was sent to it, oldest first; `since` reads on from there.
+    history = client.history(user=user)
+    names = [e["event"] for e in history["events"]]
+    if names != ["CLIENT:USER", "CLIENT:BOTH", "CLIENT:BATCH", "CLIENT:BATCH"]:
+        fail(f"history: {history!r}")
+    first = history["events"][0]["pos"]["users"][user]
+    after = client.history(user=user, since=first, limit=1)
+    if after.get("recovered") is not True or after["more"] is not True or after["events"][0]["event"] != "CLIENT:BOTH":
+        fail(f"history since: {after!r}")
+    expect_error("bad position", BadRequestError, "bad_request", 400, lambda: client.history(channel=channel, since="not-a-position"))
+    print("history: 4 events, since and limit", file=sys.stderr)
 
     wrong_key = Client(url, "wrong-key", timeout=10.0)
     expect_error(

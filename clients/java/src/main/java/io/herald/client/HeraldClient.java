@@ -193,6 +193,42 @@ public final class HeraldClient {
         return out;
     }
 
+    // ---- history ------------------------------------------------------------------------------
+
+    /**
+     * Reads one channel's or one user's history ({@code GET /v1/channels/{c}/history} or
+     * {@code GET /v1/users/{u}/history}): a map with {@code events} (event frames, oldest first),
+     * {@code pos} (the stream's newest position), {@code more}, and with {@code since},
+     * {@code recovered} (false: some events after it may be gone, and none are returned).
+     *
+     * @param target exactly one channel ({@code Targets.channels("chat")}) or one user
+     * @param since a {@code pos} from an event or an earlier answer, or null for the newest events
+     * @param limit at most this many events (0 to 1000; 0 answers only {@code pos}), or null
+     */
+    public Map<?, ?> history(Targets target, String since, Integer limit) {
+        Objects.requireNonNull(target, "target");
+        String path;
+        if (target.channels().size() == 1 && target.users().isEmpty() && !target.isBroadcast()) {
+            path = "/v1/channels/" + pathSegment(target.channels().get(0), "channel") + "/history";
+        } else if (target.users().size() == 1 && target.channels().isEmpty() && !target.isBroadcast()) {
+            path = "/v1/users/" + pathSegment(target.users().get(0), "user") + "/history";
+        } else {
+            throw new IllegalArgumentException("history reads one channel or one user");
+        }
+        StringBuilder query = new StringBuilder();
+        if (since != null) {
+            query.append("since=").append(java.net.URLEncoder.encode(since, StandardCharsets.UTF_8));
+        }
+        if (limit != null) {
+            query.append(query.length() > 0 ? "&" : "").append("limit=").append(limit);
+        }
+        Answer answer = exchange(query.length() > 0 ? path + "?" + query : path, null);
+        if (!(answer.body().get("events") instanceof List<?>)) {
+            throw new HeraldException("invalid_response", answer.status(), "HTTP " + answer.status() + " without events in the answer");
+        }
+        return answer.body();
+    }
+
     // ---- tokens -------------------------------------------------------------------------------
 
     /** {@link #mintToken(String, List, long)} with no channel grants and a one-hour lifetime. */
@@ -311,14 +347,21 @@ public final class HeraldClient {
 
     /** POSTs a JSON body and returns the 2xx answer, or throws. */
     private Answer postJson(String path, String json) {
-        HttpRequest request = HttpRequest.newBuilder(URI.create(baseUrl + path))
+        return exchange(path, Objects.requireNonNull(json, "json"));
+    }
+
+    /** POSTs {@code json}, or GETs when it is null, and returns the 2xx answer, or throws. */
+    private Answer exchange(String path, String json) {
+        HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create(baseUrl + path))
                 .timeout(timeout)
                 .header("Authorization", "Bearer " + apiKey)
-                .header("Content-Type", "application/json")
                 .header("Accept", "application/json")
-                .header("User-Agent", "herald-java/" + VERSION)
-                .POST(HttpRequest.BodyPublishers.ofString(json, StandardCharsets.UTF_8))
-                .build();
+                .header("User-Agent", "herald-java/" + VERSION);
+        HttpRequest request = json == null
+                ? builder.GET().build()
+                : builder.header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(json, StandardCharsets.UTF_8))
+                        .build();
 
         HttpResponse<byte[]> response;
         try {
