@@ -419,27 +419,30 @@ pub(crate) async fn connect_bus(
         .event_callback(move |event| {
             let gaps = gaps.clone();
             async move {
-            match event {
-                async_nats::Event::Connected => {
-                    tracing::info!("NATS connected");
-                    gaps.send_modify(|n| *n += 1);
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!("NATS connected");
+                        gaps.send_modify(|n| *n += 1);
+                    }
+                    async_nats::Event::SlowConsumer(sid) => {
+                        tracing::warn!(
+                            subscription = sid,
+                            "NATS dropped messages of a slow subscription"
+                        );
+                        gaps.send_modify(|n| *n += 1);
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("NATS connection lost; reconnecting")
+                    }
+                    // Mostly permission violations: this role's NATS user may not do something
+                    // Herald needs, which otherwise shows only as timeouts.
+                    async_nats::Event::ServerError(e) => tracing::error!(
+                        error = %e,
+                        "NATS refused an operation; check this role's NATS permissions \
+                         (ops/nats/herald-permissions.conf)"
+                    ),
+                    other => tracing::info!(event = %other, "NATS"),
                 }
-                async_nats::Event::SlowConsumer(sid) => {
-                    tracing::warn!(subscription = sid, "NATS dropped messages of a slow subscription");
-                    gaps.send_modify(|n| *n += 1);
-                }
-                async_nats::Event::Disconnected => {
-                    tracing::warn!("NATS connection lost; reconnecting")
-                }
-                // Mostly permission violations: this role's NATS user may not do something
-                // Herald needs, which otherwise shows only as timeouts.
-                async_nats::Event::ServerError(e) => tracing::error!(
-                    error = %e,
-                    "NATS refused an operation; check this role's NATS permissions \
-                     (ops/nats/herald-permissions.conf)"
-                ),
-                other => tracing::info!(event = %other, "NATS"),
-            }
             }
         });
     // A cluster is given as a comma-separated list; the client also learns the other

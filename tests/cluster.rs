@@ -144,7 +144,11 @@ async fn sse_posts_are_forwarded_to_the_gateway_holding_the_connection() {
             json!({"type": "ident", "id": 1, "auth": {"token": token("sue", &[])}}),
         )
         .await;
-    assert_eq!((&reply["type"], &reply["user"]), (&json!("ok"), &json!("sue")), "{reply}");
+    assert_eq!(
+        (&reply["type"], &reply["user"]),
+        (&json!("ok"), &json!("sue")),
+        "{reply}"
+    );
     assert_eq!(
         sse.post(other, json!({"type": "join", "id": 2, "channel": "s"}))
             .await["type"],

@@ -766,7 +766,10 @@ async fn connection_takeover(h: &Herald) {
             json!({"type": "ident", "id": 5, "auth": {"token": token("vic", &[])}}),
         )
         .await;
-    assert_eq!((&reply["type"], &reply["id"], &reply["user"]), (&json!("ok"), &json!(5), &json!("vic")));
+    assert_eq!(
+        (&reply["type"], &reply["id"], &reply["user"]),
+        (&json!("ok"), &json!(5), &json!("vic"))
+    );
     // A second ident says nothing of who the connection is.
     let reply = ws_victim.ident(&token("ws-vic", &[])).await;
     assert_eq!(reply["user"], "ws-vic");

@@ -27,7 +27,10 @@ async fn join_since(ws: &mut Ws, channel: &str, since: Option<&str>) -> Value {
 }
 
 fn pos(frame: &Value) -> String {
-    frame["pos"].as_str().unwrap_or_else(|| panic!("no pos: {frame}")).to_string()
+    frame["pos"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pos: {frame}"))
+        .to_string()
 }
 
 /// The payloads of the next `n` events, with their `via`.
@@ -53,13 +56,20 @@ async fn recovers_what_was_missed(herald: &Herald) {
         .notify("SEEN", json!({"channels": ["room"]}), json!("seen"))
         .await;
     let seen = ws.event().await;
-    let room_pos = seen["pos"]["channels"]["room"].as_str().expect("event pos").to_string();
+    let room_pos = seen["pos"]["channels"]["room"]
+        .as_str()
+        .expect("event pos")
+        .to_string();
     drop(ws);
 
     for n in 0..5 {
         herald
             .rest
-            .notify("ROOM", json!({"channels": ["room"]}), json!(format!("room-{n}")))
+            .notify(
+                "ROOM",
+                json!({"channels": ["room"]}),
+                json!(format!("room-{n}")),
+            )
             .await;
         if n % 2 == 0 {
             herald
@@ -70,7 +80,11 @@ async fn recovers_what_was_missed(herald: &Herald) {
     }
     herald
         .rest
-        .notify("BOTH", json!({"users": ["rita"], "channels": ["room"]}), json!("both"))
+        .notify(
+            "BOTH",
+            json!({"users": ["rita"], "channels": ["room"]}),
+            json!("both"),
+        )
         .await;
 
     let mut ws = Ws::connect(&herald.ws_url).await;
@@ -86,22 +100,35 @@ async fn recovers_what_was_missed(herald: &Herald) {
     assert_eq!(joined["recovered"], true, "{joined}");
     let room = payloads(&mut ws, 5).await;
     let expected: Vec<Value> = (0..5).map(|n| json!(format!("room-{n}"))).collect();
-    assert_eq!(room.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        room.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        expected
+    );
     // "both" came through the user's replay: the channel's replay does not repeat it.
     ws.assert_quiet().await;
 
     // Live again: once, with positions for both targets.
     herald
         .rest
-        .notify("LIVE", json!({"users": ["rita"], "channels": ["room"]}), json!("live"))
+        .notify(
+            "LIVE",
+            json!({"users": ["rita"], "channels": ["room"]}),
+            json!("live"),
+        )
         .await;
     let live = ws.event().await;
     assert_eq!(live["payload"], "live");
-    assert!(live["pos"]["users"]["rita"].is_string() && live["pos"]["channels"]["room"].is_string(), "{live}");
+    assert!(
+        live["pos"]["users"]["rita"].is_string() && live["pos"]["channels"]["room"].is_string(),
+        "{live}"
+    );
     ws.assert_quiet().await;
 
     // A join with the newest position misses nothing and replays nothing.
-    let latest = live["pos"]["channels"]["room"].as_str().unwrap().to_string();
+    let latest = live["pos"]["channels"]["room"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut again = Ws::connect(&herald.ws_url).await;
     ident_since(&mut again, "rita-2", None).await;
     let joined = join_since(&mut again, "room", Some(&latest)).await;
@@ -123,7 +150,8 @@ async fn events_during_a_replay_arrive_once(herald: &Herald) {
     let rest = Rest::new(&herald.base);
     let poster = tokio::spawn(async move {
         for n in 20..120 {
-            rest.notify("N", json!({"channels": ["busy"]}), json!(n)).await;
+            rest.notify("N", json!({"channels": ["busy"]}), json!(n))
+                .await;
         }
     });
     let mut ws = Ws::user(&herald.ws_url, "pat", &[]).await;
@@ -157,7 +185,11 @@ async fn too_much_missed_recovers_nothing(herald: &Herald) {
     ws.assert_quiet().await;
     // A channel whose pattern keeps no history: no position, nothing to recover.
     let joined = join_since(&mut ws, "logs-a", Some(&since)).await;
-    assert_eq!((joined.get("pos"), &joined["recovered"]), (None, &json!(false)), "{joined}");
+    assert_eq!(
+        (joined.get("pos"), &joined["recovered"]),
+        (None, &json!(false)),
+        "{joined}"
+    );
     // A made-up position is refused as such.
     let refused = join_since(&mut ws, "flood-2", Some("not-a-position")).await;
     assert_eq!(refused["code"], "bad_request", "{refused}");
@@ -168,19 +200,35 @@ async fn history_over_rest(herald: &Herald) {
     for n in 0..3 {
         herald
             .rest
-            .notify("H", json!({"channels": ["hist"], "users": ["hank"]}), json!(n))
+            .notify(
+                "H",
+                json!({"channels": ["hist"], "users": ["hank"]}),
+                json!(n),
+            )
             .await;
     }
     let (status, all) = herald.rest.get("/v1/channels/hist/history").await;
     assert_eq!(status, 200, "{all}");
     let events = all["events"].as_array().expect("events");
-    assert_eq!(events.iter().map(|e| e["payload"].clone()).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["payload"].clone())
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
     assert_eq!(events[0]["type"], "event");
     assert_eq!(events[0]["via"], json!({"users": [], "channels": ["hist"]}));
     let first = events[0]["pos"]["channels"]["hist"].as_str().expect("pos");
     let top = all["pos"].as_str().expect("top");
-    let (_, nothing_new) = herald.rest.get(&format!("/v1/channels/hist/history?since={top}")).await;
-    assert_eq!((&nothing_new["recovered"], &nothing_new["events"]), (&json!(true), &json!([])));
+    let (_, nothing_new) = herald
+        .rest
+        .get(&format!("/v1/channels/hist/history?since={top}"))
+        .await;
+    assert_eq!(
+        (&nothing_new["recovered"], &nothing_new["events"]),
+        (&json!(true), &json!([]))
+    );
     let (_, after) = herald
         .rest
         .get(&format!("/v1/channels/hist/history?since={first}&limit=1"))
@@ -189,10 +237,18 @@ async fn history_over_rest(herald: &Herald) {
     assert_eq!(after["more"], true, "{after}");
     assert_eq!(after["events"][0]["payload"], 1);
     let (_, newest) = herald.rest.get("/v1/users/hank/history?limit=2").await;
-    let newest: Vec<Value> = newest["events"].as_array().unwrap().iter().map(|e| e["payload"].clone()).collect();
+    let newest: Vec<Value> = newest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["payload"].clone())
+        .collect();
     assert_eq!(newest, [1, 2]);
     let (_, top) = herald.rest.get("/v1/users/nobody/history?limit=0").await;
-    assert!(top["pos"].is_string() && top["events"] == json!([]), "{top}");
+    assert!(
+        top["pos"].is_string() && top["events"] == json!([]),
+        "{top}"
+    );
     for bad in [
         "/v1/channels/hist/history?since=zzz",
         "/v1/channels/hist/history?limit=5000",
@@ -200,7 +256,11 @@ async fn history_over_rest(herald: &Herald) {
         "/v1/channels/bad%20name/history",
     ] {
         let (status, body) = herald.rest.get(bad).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{bad}: {body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}: {body}"
+        );
     }
 }
 
@@ -343,32 +403,57 @@ mod on_nats {
         let mut gateways = Vec::new();
         for _ in 0..4 {
             let (process, address) = herald(&[
-                "gateway", "--nats", &nats.url, "--listen", "127.0.0.1:0", "--jwt-secret", SECRET,
+                "gateway",
+                "--nats",
+                &nats.url,
+                "--listen",
+                "127.0.0.1:0",
+                "--jwt-secret",
+                SECRET,
             ]);
             gateways.push((process, address.expect("gateway address")));
         }
         let (_rest_process, rest) = herald(&[
-            "adapter", "rest", "--nats", &nats.url, "--listen", "127.0.0.1:0", "--jwt-secret", SECRET,
-            "--api-key-hash", api_key_hash(),
+            "adapter",
+            "rest",
+            "--nats",
+            &nats.url,
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            SECRET,
+            "--api-key-hash",
+            api_key_hash(),
         ]);
         let rest = Rest::new(&rest.expect("rest address"));
         let mut members = Vec::new();
         for (n, (_, base)) in gateways.iter().enumerate() {
             members.push(Ws::user(&ws_url(base), &format!("member{n}"), &["everyone"]).await);
         }
-        let before: Vec<f64> = futures::future::join_all(gateways.iter().map(|(_, b)| events_received(b))).await;
+        let before: Vec<f64> =
+            futures::future::join_all(gateways.iter().map(|(_, b)| events_received(b))).await;
         for n in 0..10 {
-            rest.notify("DM", json!({"users": ["member2"]}), json!(n)).await;
+            rest.notify("DM", json!({"users": ["member2"]}), json!(n))
+                .await;
         }
         for n in 0..10 {
             assert_eq!(members[2].event().await["payload"], n);
         }
-        let after: Vec<f64> = futures::future::join_all(gateways.iter().map(|(_, b)| events_received(b))).await;
+        let after: Vec<f64> =
+            futures::future::join_all(gateways.iter().map(|(_, b)| events_received(b))).await;
         let received: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-        assert_eq!(received, [0.0, 0.0, 10.0, 0.0], "events received per gateway");
+        assert_eq!(
+            received,
+            [0.0, 0.0, 10.0, 0.0],
+            "events received per gateway"
+        );
 
         let id = rest
-            .notify("ALL", json!({"channels": ["everyone"], "users": ["member1"]}), json!("hi"))
+            .notify(
+                "ALL",
+                json!({"channels": ["everyone"], "users": ["member1"]}),
+                json!("hi"),
+            )
             .await;
         for member in &mut members {
             let event = member.event().await;

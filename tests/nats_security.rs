@@ -240,9 +240,13 @@ async fn every_role_works_on_nats_with_tls_and_a_user_each() {
     assert_eq!(alice.event().await["event"], "B");
     // History: a gateway replays what alice missed (herald.history, HERALD_HISTORY by direct
     // get); REST reads it too.
-    let since = alice.join("missed").await["pos"].as_str().expect("pos").to_string();
+    let since = alice.join("missed").await["pos"]
+        .as_str()
+        .expect("pos")
+        .to_string();
     drop(alice);
-    rest.notify("LATE", json!({"channels": ["missed"]}), json!(2)).await;
+    rest.notify("LATE", json!({"channels": ["missed"]}), json!(2))
+        .await;
     let mut alice = Ws::user(&ws_url(&other), "alice", &[]).await;
     let joined = alice
         .request(json!({"type": "join", "channel": "missed", "since": since}))
@@ -250,7 +254,11 @@ async fn every_role_works_on_nats_with_tls_and_a_user_each() {
     assert_eq!(joined["recovered"], true, "{joined}");
     assert_eq!(alice.event().await["event"], "LATE");
     let (status, body) = rest.get("/v1/channels/missed/history").await;
-    assert_eq!((status, body["events"][0]["event"].as_str()), (200, Some("LATE")), "{body}");
+    assert_eq!(
+        (status, body["events"][0]["event"].as_str()),
+        (200, Some("LATE")),
+        "{body}"
+    );
     eventually("the webhook got carol's connect", || async {
         hooks
             .lock()

@@ -26,7 +26,12 @@ fn role(args: &[&str], nats: &str, extra: &[&str]) -> (Process, Option<String>) 
 /// A client as the JS client behaves: on a lost connection it connects to the next gateway,
 /// idents and joins `channel` with the last position it saw. Returns the ids of the events it
 /// got, in order, once it got the `END` event.
-async fn steady_client(gateways: Vec<String>, user: String, channel: &'static str, ready: Arc<Notify>) -> Vec<String> {
+async fn steady_client(
+    gateways: Vec<String>,
+    user: String,
+    channel: &'static str,
+    ready: Arc<Notify>,
+) -> Vec<String> {
     let started = Instant::now();
     let mut since: Option<String> = None;
     let mut got = Vec::new();
@@ -34,7 +39,9 @@ async fn steady_client(gateways: Vec<String>, user: String, channel: &'static st
     for attempt in 0.. {
         assert!(started.elapsed() < SCENARIO, "{user} never got END");
         let url = &gateways[attempt % gateways.len()];
-        let Ok(Ok((stream, _))) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url)).await else {
+        let Ok(Ok((stream, _))) =
+            tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url)).await
+        else {
             continue;
         };
         let mut ws = Ws::from_stream(stream).await;
@@ -57,7 +64,10 @@ async fn steady_client(gateways: Vec<String>, user: String, channel: &'static st
         loop {
             match ws.next_frame(SCENARIO).await {
                 Ok(Some(frame)) if frame["type"] == "event" => {
-                    since = frame["pos"]["channels"][channel].as_str().map(str::to_string).or(since);
+                    since = frame["pos"]["channels"][channel]
+                        .as_str()
+                        .map(str::to_string)
+                        .or(since);
                     if frame["event"] == "END" {
                         return got;
                     }
@@ -75,7 +85,12 @@ async fn steady_client(gateways: Vec<String>, user: String, channel: &'static st
 /// Posts `count` events to `channel`, one after another, retrying each refused one (under a
 /// new id: a refused attempt may or may not arrive) until accepted; calls `midway` once half
 /// are accepted. Returns the accepted ids in order.
-async fn post_steadily(rest: &Rest, channel: &str, count: usize, midway: impl FnOnce()) -> Vec<String> {
+async fn post_steadily(
+    rest: &Rest,
+    channel: &str,
+    count: usize,
+    midway: impl FnOnce(),
+) -> Vec<String> {
     let started = Instant::now();
     let mut midway = Some(midway);
     let mut accepted = Vec::new();
@@ -86,21 +101,33 @@ async fn post_steadily(rest: &Rest, channel: &str, count: usize, midway: impl Fn
             }
         }
         loop {
-            assert!(started.elapsed() < SCENARIO, "events were refused for too long");
+            assert!(
+                started.elapsed() < SCENARIO,
+                "events were refused for too long"
+            );
             let (status, body) = rest
-                .post("/v1/notify", json!({"event": "N", "targets": {"channels": [channel]}, "payload": n}))
+                .post(
+                    "/v1/notify",
+                    json!({"event": "N", "targets": {"channels": [channel]}, "payload": n}),
+                )
                 .await;
             if status == 202 {
                 accepted.push(body["id"].as_str().expect("id").to_string());
                 break;
             }
-            assert_eq!(status, 503, "only unavailability may refuse an event: {body}");
+            assert_eq!(
+                status, 503,
+                "only unavailability may refuse an event: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     loop {
         let (status, _) = rest
-            .post("/v1/notify", json!({"event": "END", "targets": {"channels": [channel]}}))
+            .post(
+                "/v1/notify",
+                json!({"event": "END", "targets": {"channels": [channel]}}),
+            )
             .await;
         if status == 202 {
             break;
@@ -120,19 +147,36 @@ fn assert_complete(clients: &[Vec<String>], accepted: &[String]) {
         assert_eq!(distinct.len(), got.len(), "client {n} got an event twice");
         let kept: Vec<&String> = got.iter().filter(|id| wanted.contains(id)).collect();
         let lost = accepted.len() - kept.len();
-        assert_eq!(lost, 0, "client {n} lost {lost} of {} accepted events", accepted.len());
-        assert!(kept.iter().zip(accepted).all(|(a, b)| *a == b), "client {n}: out of order");
+        assert_eq!(
+            lost,
+            0,
+            "client {n} lost {lost} of {} accepted events",
+            accepted.len()
+        );
+        assert!(
+            kept.iter().zip(accepted).all(|(a, b)| *a == b),
+            "client {n}: out of order"
+        );
     }
 }
 
 /// Starts `clients` steady clients split over `gateways`; returns once each has joined.
-async fn start_clients(gateways: &[String], clients: usize, channel: &'static str) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+async fn start_clients(
+    gateways: &[String],
+    clients: usize,
+    channel: &'static str,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
     let mut handles = Vec::new();
     for n in 0..clients {
         let mut order = gateways.to_vec();
         order.rotate_left(n % gateways.len());
         let ready = Arc::new(Notify::new());
-        handles.push(tokio::spawn(steady_client(order, format!("c{n}"), channel, ready.clone())));
+        handles.push(tokio::spawn(steady_client(
+            order,
+            format!("c{n}"),
+            channel,
+            ready.clone(),
+        )));
         ready.notified().await;
     }
     handles
@@ -166,7 +210,8 @@ async fn clients_of_a_killed_gateway_recover_on_the_other_without_losing_an_even
 async fn a_gateway_whose_nats_node_dies_catches_up_from_history() {
     let mut nodes = Nats::cluster();
     let others = format!("{},{}", nodes[1].url, nodes[2].url);
-    let _dispatcher = start_when_the_cluster_is_ready(&["dispatcher"], &others, &["--kv-replicas", "3"]);
+    let _dispatcher =
+        start_when_the_cluster_is_ready(&["dispatcher"], &others, &["--kv-replicas", "3"]);
     // The gateway knows only the node that dies; NATS tells it of the others.
     let (_gateway, gateway) = role(&["gateway"], &nodes[0].url, &[]);
     let (_rest, rest) = role(&["adapter", "rest"], &nodes[2].url, &[]);
@@ -193,7 +238,9 @@ struct Relay {
 
 impl Relay {
     async fn start(upstream: u16) -> Relay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
@@ -203,7 +250,8 @@ impl Relay {
                 if c.load(std::sync::atomic::Ordering::SeqCst) {
                     continue; // dropped: refused
                 }
-                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
                     continue;
                 };
                 let mut cuts = g.subscribe();
@@ -215,7 +263,11 @@ impl Relay {
                 });
             }
         });
-        Relay { port, cut, generation }
+        Relay {
+            port,
+            cut,
+            generation,
+        }
     }
 
     fn cut(&self) {
@@ -235,7 +287,11 @@ async fn a_gateway_cut_off_from_nats_catches_up_from_history() {
     let nats = Nats::start();
     let relay = Relay::start(nats.port).await;
     let (_dispatcher, _) = role(&["dispatcher"], &nats.url, &[]);
-    let (_gateway, gateway) = role(&["gateway"], &format!("nats://127.0.0.1:{}", relay.port), &[]);
+    let (_gateway, gateway) = role(
+        &["gateway"],
+        &format!("nats://127.0.0.1:{}", relay.port),
+        &[],
+    );
     let (_rest, rest) = role(&["adapter", "rest"], &nats.url, &[]);
     let rest = Rest::new(&rest.expect("rest address"));
     let gateway = gateway.expect("gateway address");
@@ -243,7 +299,10 @@ async fn a_gateway_cut_off_from_nats_catches_up_from_history() {
 
     let mut missed = Vec::new();
     for n in 0..10 {
-        missed.push(rest.notify("N", json!({"channels": ["partitioned"]}), json!(n)).await);
+        missed.push(
+            rest.notify("N", json!({"channels": ["partitioned"]}), json!(n))
+                .await,
+        );
     }
     relay.cut();
     eventually("the gateway notices it is cut off", || async {
@@ -252,7 +311,10 @@ async fn a_gateway_cut_off_from_nats_catches_up_from_history() {
     })
     .await;
     for n in 10..30 {
-        missed.push(rest.notify("N", json!({"channels": ["partitioned"]}), json!(n)).await);
+        missed.push(
+            rest.notify("N", json!({"channels": ["partitioned"]}), json!(n))
+                .await,
+        );
     }
     relay.mend();
     eventually("the gateway is back on NATS", || async {

@@ -98,7 +98,12 @@ async fn next_json(ws: &mut WsClient) -> anyhow::Result<Option<Value>> {
 }
 
 /// One connection: connect, ident, join with `since`; answers the join's `ok`.
-async fn open(gateway: SocketAddr, token: &str, channel: &str, since: Option<&str>) -> anyhow::Result<(WsClient, Value)> {
+async fn open(
+    gateway: SocketAddr,
+    token: &str,
+    channel: &str,
+    since: Option<&str>,
+) -> anyhow::Result<(WsClient, Value)> {
     let mut ws = WsClient::connect(gateway, None, "/ws", 64 * 1024, now_ns()).await?;
     let welcome = next_json(&mut ws).await?.context("closed before welcome")?;
     if welcome["type"] != "welcome" {
@@ -106,7 +111,9 @@ async fn open(gateway: SocketAddr, token: &str, channel: &str, since: Option<&st
     }
     let ident = json!({"type": "ident", "id": 1, "auth": {"token": token}});
     ws.send_text(ident.to_string().as_bytes()).await?;
-    let ok = next_json(&mut ws).await?.context("closed before the ident's answer")?;
+    let ok = next_json(&mut ws)
+        .await?
+        .context("closed before the ident's answer")?;
     if ok["type"] != "ok" {
         bail!("ident refused: {ok}");
     }
@@ -115,7 +122,9 @@ async fn open(gateway: SocketAddr, token: &str, channel: &str, since: Option<&st
         join["since"] = json!(since);
     }
     ws.send_text(join.to_string().as_bytes()).await?;
-    let ok = next_json(&mut ws).await?.context("closed before the join's answer")?;
+    let ok = next_json(&mut ws)
+        .await?
+        .context("closed before the join's answer")?;
     if ok["type"] != "ok" {
         bail!("join refused: {ok}");
     }
@@ -142,7 +151,14 @@ async fn client(
     let (mut replay, mut live) = (new_histogram(), new_histogram());
     while !stop.is_cancelled() {
         let joined_ns = now_ns();
-        let (mut ws, ok) = match open(gateway, &token, &channel, since.as_deref().filter(|_| recover)).await {
+        let (mut ws, ok) = match open(
+            gateway,
+            &token,
+            &channel,
+            since.as_deref().filter(|_| recover),
+        )
+        .await
+        {
             Ok(opened) => opened,
             Err(_) => {
                 seen.failures += 1;
@@ -175,7 +191,10 @@ async fn client(
                 continue;
             }
             let now = now_ns();
-            let (Some(n), Some(sent)) = (frame["payload"]["n"].as_u64(), frame["payload"]["t"].as_u64()) else {
+            let (Some(n), Some(sent)) = (
+                frame["payload"]["n"].as_u64(),
+                frame["payload"]["t"].as_u64(),
+            ) else {
                 continue;
             };
             *seen.counts.entry(n).or_default() += 1;
@@ -212,7 +231,11 @@ async fn client(
 pub async fn run(args: JitterArgs) -> anyhow::Result<bool> {
     let common = &args.common;
     let rest = loopback_addr(common.rest.as_deref().context("give --rest")?)?;
-    let gateways: Vec<SocketAddr> = common.gateways.iter().map(|g| loopback_addr(g)).collect::<Result<_, _>>()?;
+    let gateways: Vec<SocketAddr> = common
+        .gateways
+        .iter()
+        .map(|g| loopback_addr(g))
+        .collect::<Result<_, _>>()?;
     if gateways.is_empty() {
         bail!("give --gateway");
     }
@@ -228,7 +251,8 @@ pub async fn run(args: JitterArgs) -> anyhow::Result<bool> {
     let mut handles = Vec::new();
     let seed = now_ns();
     for c in 0..args.clients {
-        let first_drop = every.mul_f64(((seed ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 10_000) as f64 / 10_000.0);
+        let first_drop = every
+            .mul_f64(((seed ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 10_000) as f64 / 10_000.0);
         handles.push(tokio::spawn(client(
             gateways[c as usize % gateways.len()],
             token(&common.jwt_secret, &format!("j{c}"))?,
@@ -248,11 +272,15 @@ pub async fn run(args: JitterArgs) -> anyhow::Result<bool> {
             .await
             .map_err(|_| anyhow!("clients not connected in time"))?;
     }
-    eprintln!("jitter: {} clients connected; sending for {} s", args.clients, args.secs);
+    eprintln!(
+        "jitter: {} clients connected; sending for {} s",
+        args.clients, args.secs
+    );
 
     // Events: `rate_per_channel` per second to each channel, round robin, numbered.
     let mut conn = HttpConn::connect(rest, &common.api_key).await?;
-    let interval = Duration::from_secs_f64(1.0 / (args.rate_per_channel * f64::from(args.channels)));
+    let interval =
+        Duration::from_secs_f64(1.0 / (args.rate_per_channel * f64::from(args.channels)));
     let started = Instant::now();
     let mut accepted: Vec<Vec<u64>> = vec![Vec::new(); channels.len()];
     let mut refused = 0u64;
@@ -283,14 +311,25 @@ pub async fn run(args: JitterArgs) -> anyhow::Result<bool> {
         let seen = handle.await?;
         let wanted = &accepted[c % channels.len()];
         expected += wanted.len() as u64;
-        delivered += wanted.iter().filter(|n| seen.counts.contains_key(n)).count() as u64;
-        duplicates += seen.counts.values().map(|&k| u64::from(k.saturating_sub(1))).sum::<u64>();
+        delivered += wanted
+            .iter()
+            .filter(|n| seen.counts.contains_key(n))
+            .count() as u64;
+        duplicates += seen
+            .counts
+            .values()
+            .map(|&k| u64::from(k.saturating_sub(1)))
+            .sum::<u64>();
         reconnects += seen.reconnects;
         not_recovered += seen.not_recovered;
         failures += seen.failures;
     }
     let totals = totals.lock().unwrap_or_else(|e| e.into_inner());
-    let pct = if expected == 0 { 0.0 } else { delivered as f64 * 100.0 / expected as f64 };
+    let pct = if expected == 0 {
+        0.0
+    } else {
+        delivered as f64 * 100.0 / expected as f64
+    };
     let result = json!({
         "mode": "jitter",
         "label": common.label,

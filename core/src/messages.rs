@@ -1,7 +1,7 @@
 //! What Herald's roles say to each other over the bus: commands, deliveries, queries, control.
 
-use crate::protocol::client_frames::IdentAuth;
 use crate::history::Target;
+use crate::protocol::client_frames::IdentAuth;
 use crate::protocol::notify::Targets;
 use crate::protocol::Positions;
 use serde::{Deserialize, Serialize};

@@ -76,11 +76,7 @@ pub(crate) async fn read(
 }
 
 /// A stored delivery as the `event` frame its target's members got, `via` that target.
-fn frame(
-    target: &Target,
-    position: Position,
-    stored: &[u8],
-) -> Result<Box<RawValue>, HeraldError> {
+fn frame(target: &Target, position: Position, stored: &[u8]) -> Result<Box<RawValue>, HeraldError> {
     let delivery: Delivery = serde_json::from_slice(stored)
         .map_err(|e| HeraldError::internal(format!("a stored event does not parse: {e}")))?;
     let mut via = Via::default();

@@ -6,6 +6,7 @@
 //! - `commands`: ident, join, leave and closed requests from gateways.
 //! - `notify`: notify requests from adapters, kept in history and published to the gateways
 //!   holding their targets.
+//! - `turns`: the order events are stored and handed over in, while their waits overlap.
 //! - `queries`: presence questions and disconnects from the REST adapter.
 //! - `history`: history reads, for backends and for gateways replaying what a client missed.
 //! - `liveness`: notices gateways that stopped heartbeating and clears what they held.
@@ -22,6 +23,7 @@ mod liveness;
 mod notify;
 pub mod presence;
 mod queries;
+mod turns;
 pub mod webhooks;
 
 use herald_core::bus::Bus;
@@ -70,6 +72,9 @@ pub(crate) struct Context {
     pub idents_failed: Arc<Metric>,
     pub lifecycle_events: Arc<Metric>,
     pub lifecycle_failed: Arc<Metric>,
+    /// Events take turns to be stored in history, and to be handed to the gateways.
+    pub store_turns: turns::Turns,
+    pub hand_over_turns: turns::Turns,
 }
 
 /// Runs a dispatcher until `shutdown` fires: [`start`], then [`Dispatcher::stopped`].
@@ -149,6 +154,8 @@ pub async fn start(
             "Lifecycle events the event log refused (webhooks miss them; see the log).",
         ),
         config,
+        store_turns: Default::default(),
+        hand_over_turns: Default::default(),
     });
     webhooks::open_readers(
         context.config.lifecycle.log.as_ref(),
@@ -246,15 +253,19 @@ pub async fn start(
         shutdown.clone(),
         move |batch| notify::publish_batch(c.clone(), batch),
     ));
-    // Notifies one after another, so events reach gateways in the order this dispatcher
-    // accepted them.
+    // Notifies take their turns as they arrive, so events reach history and the gateways in
+    // the order this dispatcher accepted them, while the waits for history overlap.
+    let pipelined = Order::Pipelined(Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)));
     tracker.spawn(serve(
         notifies,
         bus,
-        Order::InOrder,
+        pipelined,
         tracker.clone(),
         shutdown.clone(),
-        move |request| notify::publish(context.clone(), request),
+        move |request| {
+            let turns = notify::Turns::take(&context);
+            notify::publish(context.clone(), request, turns)
+        },
     ));
     Ok(Dispatcher { tracker, shutdown })
 }

@@ -2,12 +2,13 @@
 //! validated, kept in the history of each target, and published to the gateways holding those
 //! targets, under the id the sender chose.
 
+use crate::turns::Turn;
 use crate::Context;
 use bytes::Bytes;
+use herald_core::history::Target;
 use herald_core::messages::{
     Delivery, EventAccepted, EventIds, NotifyBatchRequest, NotifyRequest, MAX_BATCH_ITEMS,
 };
-use herald_core::history::Target;
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::protocol::Positions;
 use herald_core::requests::Reply;
@@ -15,16 +16,36 @@ use herald_core::subjects::{self, ConnId};
 use herald_core::{ErrorCode, HeraldError};
 use std::sync::Arc;
 
+/// An event's two turns: when it is sent to history, and when it is handed to the gateways.
+/// Both follow one order, so the positions of a target's events grow in the order gateways
+/// get them.
+pub(crate) struct Turns {
+    store: Turn,
+    hand_over: Turn,
+}
+
+impl Turns {
+    /// The next event's turns (taken when the request arrives, so that events accepted by this
+    /// dispatcher keep the order they came in).
+    pub(crate) fn take(context: &Context) -> Turns {
+        Turns {
+            store: context.store_turns.take(),
+            hand_over: context.hand_over_turns.take(),
+        }
+    }
+}
+
 /// Publishes one event from an adapter to the gateways; answers its id.
 pub(crate) async fn publish(
     context: Arc<Context>,
     request: NotifyRequest<Notify>,
+    turns: Turns,
 ) -> Result<EventAccepted, HeraldError> {
     let result = match request.from {
         Some(_) => Err(HeraldError::bad_request(
             "an adapter's notify names no publishing client",
         )),
-        None => deliver(&context, request).await,
+        None => deliver(&context, request, turns).await,
     };
     counted(&context, result)
 }
@@ -41,7 +62,8 @@ pub(crate) async fn publish_batch(
     }
     let mut replies = Vec::with_capacity(batch.items.len());
     for request in batch.items {
-        replies.push(Reply::from(publish(context.clone(), request).await));
+        let turns = Turns::take(&context);
+        replies.push(Reply::from(publish(context.clone(), request, turns).await));
     }
     Ok(replies)
 }
@@ -53,7 +75,7 @@ pub(crate) async fn client_published(
     request: NotifyRequest<Notify>,
 ) -> Result<EventAccepted, HeraldError> {
     let result = match member_publishing(&context, &request).await {
-        Ok(()) => deliver(&context, request).await,
+        Ok(()) => deliver(&context, request, Turns::take(&context)).await,
         Err(e) => Err(e),
     };
     counted(&context, result)
@@ -104,6 +126,7 @@ fn counted(
 async fn deliver(
     context: &Context,
     NotifyRequest { id, notify, from }: NotifyRequest<Notify>,
+    mut turns: Turns,
 ) -> Result<EventAccepted, HeraldError> {
     if !EventIds::is_valid(&id) {
         return Err(HeraldError::bad_request("malformed event id"));
@@ -119,12 +142,15 @@ async fn deliver(
         pos: Positions::default(),
     };
     let targets = targets_of(&delivery.targets);
-    delivery.pos = remember(context, &id, &delivery, &targets).await?;
+    delivery.pos = remember(context, &id, &delivery, &targets, turns.store).await?;
     let bytes = Bytes::from(serde_json::to_vec(&delivery).map_err(HeraldError::internal)?);
-    let subjects = targets
-        .iter()
-        .map(subjects::deliver_to)
-        .chain(delivery.targets.broadcast.then(|| subjects::DELIVER_BROADCAST.to_string()));
+    turns.hand_over.wait().await;
+    let subjects = targets.iter().map(subjects::deliver_to).chain(
+        delivery
+            .targets
+            .broadcast
+            .then(|| subjects::DELIVER_BROADCAST.to_string()),
+    );
     for subject in subjects {
         context
             .bus
@@ -147,29 +173,51 @@ fn targets_of(targets: &Targets) -> Vec<Target> {
     all
 }
 
-/// Stores the event in the history of each target that keeps one, all at once; answers its
-/// positions there. An event that could not be kept is refused (the sender retries, under the
-/// same id, which history stores once).
+/// Stores the event in the history of each target that keeps one: sent in its turn, then the
+/// answers awaited outside it, so the next event's appends need not wait for this one's.
+/// Answers its positions there. An event that could not be kept is refused (the sender
+/// retries, under the same id, which history stores once).
 async fn remember(
     context: &Context,
     id: &str,
     delivery: &Delivery<'_>,
     targets: &[Target],
+    mut turn: Turn,
 ) -> Result<Positions, HeraldError> {
+    let refused = |e: herald_core::history::HistoryError| {
+        HeraldError::unavailable(format!(
+            "could not keep the event in history, try again: {e}"
+        ))
+    };
     let history = &context.config.history;
     let stored = Bytes::from(serde_json::to_vec(delivery).map_err(HeraldError::internal)?);
-    let appends = targets
-        .iter()
-        .map(|target| history.append(target, id, stored.clone()));
-    let kept = futures::future::join_all(appends).await;
+    turn.wait().await;
+    let mut sent = Vec::with_capacity(targets.len());
+    for target in targets {
+        sent.push(
+            history
+                .send(target, id, stored.clone())
+                .await
+                .map_err(refused)?,
+        );
+    }
+    drop(turn);
+    let kept = futures::future::join_all(sent.into_iter().map(|pending| async move {
+        match pending {
+            Some(pending) => pending.await.map(Some),
+            None => Ok(None),
+        }
+    }))
+    .await;
     let mut positions = Positions::default();
     for (target, position) in targets.iter().zip(kept) {
-        let position = position.map_err(|e| {
-            HeraldError::unavailable(format!("could not keep the event in history, try again: {e}"))
-        })?;
-        let Some(position) = position else { continue };
+        let Some(position) = position.map_err(refused)? else {
+            continue;
+        };
         match target {
-            Target::Channel(name) => positions.channels.insert(name.clone(), position.to_string()),
+            Target::Channel(name) => positions
+                .channels
+                .insert(name.clone(), position.to_string()),
             Target::User(name) => positions.users.insert(name.clone(), position.to_string()),
         };
     }

@@ -102,7 +102,10 @@ pub(crate) fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]
                     accepted_ms: delivery.accepted_ms,
                 };
                 let capacity = shared.config.outbox_capacity;
-                match connection.recovery.offer_live(&connection.outbox, event, capacity) {
+                match connection
+                    .recovery
+                    .offer_live(&connection.outbox, event, capacity)
+                {
                     Live::Offered(offer) => offer,
                     Live::Held => Offer::Queued,
                     Live::Duplicate => continue,

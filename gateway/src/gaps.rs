@@ -33,7 +33,10 @@ pub(crate) async fn catch_up(shared: &Shared, recent: &mut RecentEvents) {
     if positions.is_empty() {
         return;
     }
-    tracing::info!(targets = positions.len(), "catching up on events missed while off NATS");
+    tracing::info!(
+        targets = positions.len(),
+        "catching up on events missed while off NATS"
+    );
     let reads = stream::iter(positions)
         .map(|(target, since)| async move {
             let events = read_after(shared, &target, since).await;
@@ -89,7 +92,11 @@ pub(crate) async fn catch_up(shared: &Shared, recent: &mut RecentEvents) {
 
 /// Every event in `target`'s stream after `since`, with its sequence there; `None` when
 /// history cannot say (gone, or unreachable).
-async fn read_after(shared: &Shared, target: &Target, since: Position) -> Option<Vec<(u64, Value)>> {
+async fn read_after(
+    shared: &Shared,
+    target: &Target,
+    since: Position,
+) -> Option<Vec<(u64, Value)>> {
     let (kind, name) = match target {
         Target::Channel(name) => ("channels", name.as_str()),
         Target::User(name) => ("users", name.as_str()),
@@ -108,7 +115,9 @@ async fn read_after(shared: &Shared, target: &Target, since: Position) -> Option
         }
         let page = answer["events"].as_array().cloned().unwrap_or_default();
         for frame in page {
-            let position = frame["pos"][kind][name].as_str().and_then(Position::parse)?;
+            let position = frame["pos"][kind][name]
+                .as_str()
+                .and_then(Position::parse)?;
             since = position.to_string();
             events.push((position.seq, frame));
         }
@@ -129,7 +138,9 @@ async fn read_with_retries(shared: &Shared, query: &Query) -> Option<Value> {
             Err(e) if attempt == READ_ATTEMPTS => {
                 tracing::warn!(error = %e.message, "could not read history to catch up");
             }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await,
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await
+            }
         }
     }
     None
@@ -141,7 +152,11 @@ fn lost(shared: &Shared, target: &Target) {
         Target::Channel(name) => shared.registry.members_of(name),
         Target::User(name) => shared.registry.connections_of(name),
     };
-    tracing::warn!(?target, connections = connections.len(), "closing connections whose missed events history no longer has");
+    tracing::warn!(
+        ?target,
+        connections = connections.len(),
+        "closing connections whose missed events history no longer has"
+    );
     for connection in connections {
         connection.outbox.close(CloseReason::RECOVERY_INTERRUPTED);
     }

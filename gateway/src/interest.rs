@@ -10,8 +10,8 @@
 use futures::stream::{BoxStream, SelectAll, StreamExt};
 use herald_core::bus::{Bus, BusMessage};
 use herald_core::history::{Position, Target};
-use herald_core::protocol::Positions;
 use herald_core::metrics::{Metric, Metrics};
+use herald_core::protocol::Positions;
 use herald_core::{subjects, HeraldError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -144,7 +144,9 @@ impl Interest {
             .await
             .map(|_| ())
             .map_err(|e: herald_core::bus::BusError| {
-                HeraldError::unavailable(format!("could not subscribe to the events, try again: {e}"))
+                HeraldError::unavailable(format!(
+                    "could not subscribe to the events, try again: {e}"
+                ))
             })
     }
 
@@ -175,7 +177,8 @@ impl Interest {
         ];
         for (held, positions) in kinds {
             for (name, token) in positions {
-                if let (Some(entry), Some(position)) = (held.get_mut(name), Position::parse(token)) {
+                if let (Some(entry), Some(position)) = (held.get_mut(name), Position::parse(token))
+                {
                     advance(&mut entry.last, position);
                 }
             }
@@ -199,9 +202,10 @@ impl Interest {
     /// Every held target with the last position seen in its stream.
     pub(crate) fn positions(&self) -> Vec<(Target, Position)> {
         let held = self.held();
-        let channels = held.channels.iter().filter_map(|(name, entry)| {
-            Some((Target::Channel(name.clone()), entry.last?))
-        });
+        let channels = held
+            .channels
+            .iter()
+            .filter_map(|(name, entry)| Some((Target::Channel(name.clone()), entry.last?)));
         let users = held
             .users
             .iter()

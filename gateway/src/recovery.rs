@@ -217,7 +217,10 @@ mod tests {
         assert!(recovery.is_active());
         // Live during the replay: e2 is also in it, e4 is newer.
         for id in ["e2", "e4"] {
-            assert!(matches!(recovery.offer_live(&outbox, held(id), 64), Live::Held));
+            assert!(matches!(
+                recovery.offer_live(&outbox, held(id), 64),
+                Live::Held
+            ));
         }
         recovery.finish(&outbox, vec![held("e1"), held("e2"), held("e3")], 64);
         let mut order = Vec::new();
@@ -226,8 +229,14 @@ mod tests {
         }
         assert_eq!(order, ["e1", "e2", "e3", "e4"]);
         // Shortly after, a copy of an event already sent is dropped.
-        assert!(matches!(recovery.offer_live(&outbox, held("e3"), 64), Live::Duplicate));
-        assert!(matches!(recovery.offer_live(&outbox, held("e5"), 64), Live::Offered(Offer::Queued)));
+        assert!(matches!(
+            recovery.offer_live(&outbox, held("e3"), 64),
+            Live::Duplicate
+        ));
+        assert!(matches!(
+            recovery.offer_live(&outbox, held("e5"), 64),
+            Live::Offered(Offer::Queued)
+        ));
     }
 
     #[tokio::test]
@@ -236,9 +245,15 @@ mod tests {
         let recovery = Recovery::default();
         recovery.begin();
         for n in 0..2 {
-            assert!(matches!(recovery.offer_live(&outbox, held(&format!("e{n}")), 2), Live::Held));
+            assert!(matches!(
+                recovery.offer_live(&outbox, held(&format!("e{n}")), 2),
+                Live::Held
+            ));
         }
-        assert!(matches!(recovery.offer_live(&outbox, held("e2"), 2), Live::Offered(Offer::Overflowed)));
+        assert!(matches!(
+            recovery.offer_live(&outbox, held("e2"), 2),
+            Live::Offered(Offer::Overflowed)
+        ));
         assert_eq!(outbox.close_reason(), CloseReason::SLOW_CONSUMER);
     }
 }

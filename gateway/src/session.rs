@@ -2,13 +2,13 @@
 //! then identified; turns client frames into dispatcher commands and reply frames.
 
 use crate::outbox::{CloseReason, OutboxReceiver};
+use crate::publish::{Outgoing, PublishBucket, Publishing};
 use crate::recovery::{Held, Replay};
+use crate::registry::Connection;
+use crate::Shared;
 use axum::extract::ws::Utf8Bytes;
 use herald_core::history::{Position, Target};
 use herald_core::messages::Query;
-use crate::publish::{Outgoing, PublishBucket, Publishing};
-use crate::registry::Connection;
-use crate::Shared;
 use herald_core::messages::{CommandReply, GatewayCommand};
 use herald_core::protocol::client_frames::ClientFrame;
 use herald_core::protocol::server_frames::ServerFrame;
@@ -557,7 +557,9 @@ fn replayed_frames(target: &Target, answer: &serde_json::Value) -> (Vec<Held>, O
         .into_iter()
         .flatten()
         .filter_map(|event| {
-            last = event["pos"][kind][name.as_str()].as_str().map(str::to_string);
+            last = event["pos"][kind][name.as_str()]
+                .as_str()
+                .map(str::to_string);
             Some(Held {
                 id: event["id"].as_str()?.to_string(),
                 frame: Utf8Bytes::from(event.to_string()),

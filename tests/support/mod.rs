@@ -227,7 +227,10 @@ pub fn start_when_the_cluster_is_ready(role: &[&str], nats: &str, extra: &[&str]
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if line.ends_with(" running") {
                     let _ = tx.send(());
                 }
@@ -241,7 +244,10 @@ pub fn start_when_the_cluster_is_ready(role: &[&str], nats: &str, extra: &[&str]
         }
         let _ = child.kill();
         let _ = child.wait();
-        assert!(started.elapsed() < Duration::from_secs(60), "the NATS cluster never formed");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the NATS cluster never formed"
+        );
     }
 }
 

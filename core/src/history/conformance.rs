@@ -33,7 +33,11 @@ pub async fn run_all(store: Arc<dyn HistoryStore>) {
     let empty = history.top(&chat).await.unwrap().unwrap();
     assert_eq!(empty.seq, 0);
     let first = history.append(&chat, "e1", body(1)).await.unwrap().unwrap();
-    history.append(&alice, "e1", body(1)).await.unwrap().unwrap();
+    history
+        .append(&alice, "e1", body(1))
+        .await
+        .unwrap()
+        .unwrap();
     let second = history.append(&chat, "e2", body(2)).await.unwrap().unwrap();
     assert!(second.seq > first.seq);
     assert_eq!(history.top(&chat).await.unwrap().unwrap().seq, second.seq);
@@ -61,7 +65,10 @@ pub async fn run_all(store: Arc<dyn HistoryStore>) {
 
     // More missed than a stream keeps: nothing replayed.
     for n in 3..=5 {
-        history.append(&chat, &format!("e{n}"), body(n)).await.unwrap();
+        history
+            .append(&chat, &format!("e{n}"), body(n))
+            .await
+            .unwrap();
     }
     let page = history.read(&chat, Some(first), 10).await.unwrap();
     assert_eq!((page.recovered, page.events.len()), (Some(false), 0));
@@ -81,7 +88,11 @@ pub async fn run_all(store: Arc<dyn HistoryStore>) {
 
     // Once the events after a position may have aged out, it recovers nothing.
     let carol = Target::User("carol".into());
-    let start = history.append(&carol, "c1", body(1)).await.unwrap().unwrap();
+    let start = history
+        .append(&carol, "c1", body(1))
+        .await
+        .unwrap()
+        .unwrap();
     history.append(&carol, "c2", body(2)).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -93,7 +104,10 @@ pub async fn run_all(store: Arc<dyn HistoryStore>) {
                 break;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "carol's events never aged out");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "carol's events never aged out"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -38,7 +38,9 @@ use std::time::Duration;
 pub struct HistoryError(pub String);
 
 /// A stream of events: a channel's or a user's (`{"channel":"chat"}` / `{"user":"alice"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// Events sent to a channel.
@@ -79,18 +81,23 @@ pub struct Stored {
     pub body: Bytes,
 }
 
+/// An append on its way to the store: it resolves to the epoch the event was stored in and its
+/// sequence number.
+pub type PendingAppend = futures::future::BoxFuture<'static, Result<(u64, u64), HistoryError>>;
+
 /// Where events are kept: messages per subject, numbered by one sequence across subjects,
 /// dropped oldest first (per subject beyond a count, everywhere beyond an age).
 #[async_trait]
 pub trait HistoryStore: Send + Sync + 'static {
-    /// Stores `body` under `subject`; storing one `dedupe_id` twice in a short while keeps the
-    /// first copy and answers its sequence. Answers the epoch it was stored in, and the sequence.
+    /// Sends `body` to be stored under `subject`; appends sent one after another are numbered
+    /// in that order, whenever their answers come. Storing one `dedupe_id` twice in a short
+    /// while keeps the first copy and answers its sequence.
     async fn append(
         &self,
         subject: &str,
         dedupe_id: &str,
         body: Bytes,
-    ) -> Result<(u64, u64), HistoryError>;
+    ) -> Result<PendingAppend, HistoryError>;
 
     /// The store's epoch now: it changes whenever its contents were lost.
     async fn epoch(&self) -> Result<u64, HistoryError>;
@@ -160,17 +167,38 @@ impl History {
         event_id: &str,
         body: Bytes,
     ) -> Result<Option<Position>, HistoryError> {
+        match self.send(target, event_id, body).await? {
+            Some(pending) => pending.await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends one event for `target` to the store and returns at once with the wait for its
+    /// position: events sent one after another are numbered in that order. `None` when the
+    /// target keeps no history.
+    pub async fn send(
+        &self,
+        target: &Target,
+        event_id: &str,
+        body: Bytes,
+    ) -> Result<
+        Option<futures::future::BoxFuture<'static, Result<Position, HistoryError>>>,
+        HistoryError,
+    > {
         if self.retention(target).is_off() {
             return Ok(None);
         }
         let subject = target.subject();
         let dedupe = format!("{event_id}.{subject}");
-        let (epoch, seq) = self.store.append(&subject, &dedupe, body).await?;
-        Ok(Some(Position {
-            epoch,
-            seq,
-            ms: now_ms(),
-        }))
+        let pending = self.store.append(&subject, &dedupe, body).await?;
+        Ok(Some(Box::pin(async move {
+            let (epoch, seq) = pending.await?;
+            Ok(Position {
+                epoch,
+                seq,
+                ms: now_ms(),
+            })
+        })))
     }
 
     /// The newest position of `target`'s stream; `None` when it keeps no history.

@@ -3,11 +3,11 @@
 //! and at three replicas a NATS node dying. Its epoch is the stream's creation time: a
 //! stream deleted and made again starts a new epoch.
 
-use super::{HistoryError, HistoryStore, Retention, Stored, SUBJECT_PREFIX};
+use super::{HistoryError, HistoryStore, PendingAppend, Retention, Stored, SUBJECT_PREFIX};
 use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The stream's name.
@@ -18,6 +18,11 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// A [`HistoryStore`] on JetStream.
 pub struct NatsHistory {
+    inner: Arc<Inner>,
+}
+
+/// What appends still waiting for JetStream's acknowledgement share with the store.
+struct Inner {
     js: jetstream::Context,
     config: stream::Config,
     /// The stream, reopened (and its epoch read again) after it went missing.
@@ -48,12 +53,32 @@ impl NatsHistory {
             allow_direct: true,
             ..Default::default()
         };
-        let stream = Self::open_stream(&js, &config).await?;
-        Ok(NatsHistory {
+        let stream = Inner::open_stream(&js, &config).await?;
+        let inner = Inner {
             js,
             config,
             stream: Mutex::new(stream),
+        };
+        Ok(NatsHistory {
+            inner: Arc::new(inner),
         })
+    }
+}
+
+impl Inner {
+    /// Sends one event to the stream; the acknowledgement comes later.
+    async fn publish(
+        &self,
+        subject: &str,
+        dedupe_id: &str,
+        body: Bytes,
+    ) -> Result<jetstream::context::PublishAckFuture, HistoryError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", dedupe_id);
+        self.js
+            .publish_with_headers(subject.to_string(), headers, body)
+            .await
+            .map_err(|e| unavailable("cannot store the event", e))
     }
 
     async fn open_stream(
@@ -93,8 +118,11 @@ impl NatsHistory {
 
     /// The stream is gone (deleted by an operator): make it again, in a new epoch.
     async fn reopen(&self) -> Result<(), HistoryError> {
-        let reopened = Self::open_stream(&self.js, &self.config).await?;
-        tracing::warn!(stream = STREAM, "history stream made again: earlier positions recover nothing");
+        let reopened = Inner::open_stream(&self.js, &self.config).await?;
+        tracing::warn!(
+            stream = STREAM,
+            "history stream made again: earlier positions recover nothing"
+        );
         *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = reopened;
         Ok(())
     }
@@ -119,47 +147,46 @@ impl HistoryStore for NatsHistory {
         subject: &str,
         dedupe_id: &str,
         body: Bytes,
-    ) -> Result<(u64, u64), HistoryError> {
-        for attempt in 0..2 {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", dedupe_id);
-            let epoch = self.stream().1;
-            let published = self
-                .js
-                .publish_with_headers(subject.to_string(), headers, body.clone())
-                .await;
-            let acked = match published {
-                Ok(ack) => ack.await,
-                Err(e) => return Err(unavailable("cannot store the event", e)),
-            };
-            match acked {
-                Ok(ack) => return Ok((epoch, ack.sequence)),
-                Err(e)
-                    if attempt == 0
-                        && e.kind() == jetstream::context::PublishErrorKind::StreamNotFound =>
-                {
-                    self.reopen().await?;
+    ) -> Result<PendingAppend, HistoryError> {
+        let epoch = self.inner.stream().1;
+        let ack = self.inner.publish(subject, dedupe_id, body.clone()).await?;
+        let (inner, subject, dedupe_id) = (
+            self.inner.clone(),
+            subject.to_string(),
+            dedupe_id.to_string(),
+        );
+        Ok(Box::pin(async move {
+            match ack.await {
+                Ok(ack) => Ok((epoch, ack.sequence)),
+                // Deleted by an operator: make it again (a new epoch) and store there.
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                    inner.reopen().await?;
+                    let epoch = inner.stream().1;
+                    let ack = inner.publish(&subject, &dedupe_id, body).await?;
+                    let ack = ack.await.map_err(|e| {
+                        unavailable("the history stream did not store the event", e)
+                    })?;
+                    Ok((epoch, ack.sequence))
                 }
-                Err(e) => return Err(unavailable("the history stream did not store the event", e)),
+                Err(e) => Err(unavailable("the history stream did not store the event", e)),
             }
-        }
-        Err(HistoryError("the history stream is missing".into()))
+        }))
     }
 
     async fn epoch(&self) -> Result<u64, HistoryError> {
-        let (stream, known) = self.stream();
+        let (stream, known) = self.inner.stream();
         match stream.get_info().await {
             Ok(info) => {
                 let epoch = epoch_of(info.created.unix_timestamp_nanos());
                 if epoch != known {
-                    self.reopen().await?;
+                    self.inner.reopen().await?;
                 }
                 Ok(epoch)
             }
             Err(e) => {
                 if e.to_string().contains("not found") {
-                    self.reopen().await?;
-                    return Ok(self.stream().1);
+                    self.inner.reopen().await?;
+                    return Ok(self.inner.stream().1);
                 }
                 Err(unavailable("cannot read the history stream", e))
             }
@@ -167,7 +194,13 @@ impl HistoryStore for NatsHistory {
     }
 
     async fn last(&self, subject: &str) -> Result<Option<u64>, HistoryError> {
-        match self.stream().0.direct_get_last_for_subject(subject).await {
+        match self
+            .inner
+            .stream()
+            .0
+            .direct_get_last_for_subject(subject)
+            .await
+        {
             Ok(message) => Ok(Some(message.sequence)),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(unavailable("cannot read history", e)),
@@ -175,7 +208,7 @@ impl HistoryStore for NatsHistory {
     }
 
     async fn holds(&self, subject: &str, seq: u64) -> Result<bool, HistoryError> {
-        match self.stream().0.direct_get(seq).await {
+        match self.inner.stream().0.direct_get(seq).await {
             Ok(message) => Ok(message.subject.as_str() == subject),
             Err(e) if not_found(&e) => Ok(false),
             Err(e) => Err(unavailable("cannot read history", e)),
@@ -188,7 +221,7 @@ impl HistoryStore for NatsHistory {
         seq: u64,
         max: usize,
     ) -> Result<Vec<Stored>, HistoryError> {
-        let stream = self.stream().0;
+        let stream = self.inner.stream().0;
         let mut found = Vec::new();
         let mut from = seq + 1;
         while found.len() < max {

@@ -142,7 +142,10 @@ mod tests {
         assert!(policy.retention(&Target::Channel("logs-a".into())).is_off());
         let chat = policy.retention(&Target::Channel("chat".into()));
         assert_eq!((chat.size, chat.ttl.as_secs()), (100, 3600));
-        assert_eq!(policy.retention(&Target::User("logs-a".into())), policy.default);
+        assert_eq!(
+            policy.retention(&Target::User("logs-a".into())),
+            policy.default
+        );
         assert_eq!(policy.widest().ttl.as_secs(), 3600);
     }
 }

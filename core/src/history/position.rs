@@ -54,7 +54,9 @@ mod tests {
             ms: 1_700_000_000_000,
         };
         assert_eq!(Position::parse(&p.to_string()), Some(p));
-        for bad in ["", "1-2", "1-2-3-4", "1-02-3", "x-1-2", "1--2", "1-2-3 ", "A-1-2"] {
+        for bad in [
+            "", "1-2", "1-2-3-4", "1-02-3", "x-1-2", "1--2", "1-2-3 ", "A-1-2",
+        ] {
             assert_eq!(Position::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Position::parse(&format!("{}-1-1", "f".repeat(17))), None);

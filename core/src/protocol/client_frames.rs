@@ -6,8 +6,8 @@
 
 use super::error::HeraldError;
 use super::{excerpt, RequestId};
-use crate::names::check_name;
 use crate::history::Position;
+use crate::names::check_name;
 use serde_json::{Map, Value};
 
 /// A decoded client frame.
@@ -309,9 +309,11 @@ mod tests {
         assert!(error_of(r#"{"type":"join","channel":"c","since":"x"}"#)
             .1
             .contains("not a position Herald gave out"));
-        assert!(error_of(r#"{"type":"ident","auth":{"token":"t"},"since":5}"#)
-            .1
-            .contains("`since` must be a string"));
+        assert!(
+            error_of(r#"{"type":"ident","auth":{"token":"t"},"since":5}"#)
+                .1
+                .contains("`since` must be a string")
+        );
         assert!(matches!(
             ClientFrame::decode(r#"{"type":"leave","channel":"chat"}"#),
             Ok(ClientFrame::Leave { .. })

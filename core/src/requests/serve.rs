@@ -22,6 +22,10 @@ pub enum Order {
     /// across subscriptions, so a burst cannot exhaust memory). Requests of one connection
     /// arrive one by one (the gateway waits for each reply), so their order is kept.
     Concurrent(Arc<Semaphore>),
+    /// Like `Concurrent`, but each handler is called in arrival order before its task starts,
+    /// so what the handler does before its first await (taking a turn, say) follows arrival
+    /// order while the rest runs concurrently.
+    Pipelined(Arc<Semaphore>),
 }
 
 /// Answers the requests on `subscription` with `handler` until `shutdown` fires or the
@@ -57,8 +61,34 @@ pub async fn serve<R, H, F>(
                     drop(permit);
                 });
             }
+            Order::Pipelined(limit) => {
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let started = start(handler.as_ref(), &message);
+                let bus = bus.clone();
+                tracker.spawn(async move {
+                    let result = match started {
+                        Ok(running) => running.await,
+                        Err(refused) => Err(refused),
+                    };
+                    reply(bus.as_ref(), &message, result).await;
+                    drop(permit);
+                });
+            }
         }
     }
+}
+
+/// Decodes one request and calls the handler: its future, or why the request does not decode.
+fn start<R, H, F>(handler: &H, message: &BusMessage) -> Result<F, HeraldError>
+where
+    R: Request + DeserializeOwned,
+    H: Fn(R) -> F,
+{
+    serde_json::from_slice::<R>(&message.payload)
+        .map(handler)
+        .map_err(|e| HeraldError::bad_request(format!("malformed request: {e}")))
 }
 
 /// Decodes one request, runs the handler and sends the reply, if the message asked for one.
@@ -68,14 +98,23 @@ where
     H: Fn(R) -> F,
     F: Future<Output = Result<R::Answer, HeraldError>>,
 {
-    let result = match serde_json::from_slice::<R>(&message.payload) {
-        Ok(request) => handler(request).await,
-        Err(e) => Err(HeraldError::bad_request(format!("malformed request: {e}"))),
+    let result = match start(handler, &message) {
+        Ok(running) => running.await,
+        Err(refused) => Err(refused),
     };
+    reply(bus, &message, result).await;
+}
+
+/// Sends the reply to a request, if the message asked for one.
+async fn reply<A: serde::Serialize>(
+    bus: &dyn Bus,
+    message: &BusMessage,
+    result: Result<A, HeraldError>,
+) {
     if let Err(error) = &result {
         tracing::debug!(subject = %message.subject, %error, "request refused");
     }
-    let Some(to) = message.reply else { return };
+    let Some(to) = &message.reply else { return };
     let reply = match serde_json::to_vec(&Reply::from(result)) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -83,7 +122,7 @@ where
             return;
         }
     };
-    if let Err(e) = bus.publish(&to, Bytes::from(reply)).await {
+    if let Err(e) = bus.publish(to, Bytes::from(reply)).await {
         tracing::warn!(error = %e, "could not send a reply");
     }
 }
@@ -125,6 +164,7 @@ mod tests {
         for order in [
             Order::InOrder,
             Order::Concurrent(Arc::new(Semaphore::new(2))),
+            Order::Pipelined(Arc::new(Semaphore::new(2))),
         ] {
             let bus = MemoryBus::new();
             let (shutdown, requester) = responder(&bus, order).await;
