@@ -20,7 +20,7 @@
 #              by herald-bench), RPC_SECS per level, beside the same calls straight over NATS
 #   broadcast  BROADCAST_CONNS connections over the gateways, each receiving BROADCAST_EVENTS
 #              broadcasts
-#   history    the cost of history: fanout (full speed) and latency at HISTORY_RATE/s, with
+#   history    the cost of history: fanout (full speed), latency at HISTORY_RATE/s and ingest, with
 #              history on (the default), then with the dispatcher restarted with
 #              --history-size 0, then on again
 #   jitter     JITTER_CLIENTS clients, each dropped for 1 s about every 15 s, 2 events/s on each
@@ -388,6 +388,8 @@ for scenario in "${scenarios[@]}"; do
           --concurrency "$CONCURRENCY" --label "fanout herald, history $phase"
         bench_run fanout "${herald_args[@]}" --subscribers "$SUBS" --events "$((HISTORY_RATE * RATE_SECS))" \
           --rate "$HISTORY_RATE" --concurrency "$LAT_CONCURRENCY" --label "latency herald ${HISTORY_RATE}/s, history $phase"
+        bench_run ingest "${herald_args[@]}" --clients "$INGEST_CLIENTS" --secs "$INGEST_SECS" \
+          --label "ingest herald, history $phase"
       done
       ;;
     jitter)

@@ -378,6 +378,7 @@ fn gateway_config(settings: &Settings, demo: bool) -> herald_gateway::GatewayCon
         rpc_routes: settings.rpc_routes.clone(),
         rpc_timeout: settings.rpc_timeout,
         public_url: settings.public_url.clone(),
+        users_by_interest: settings.users_by_interest,
         ..Default::default()
     }
 }

@@ -45,6 +45,9 @@ pub const QUERY: &str = "herald.query";
 pub const HISTORY: &str = "herald.history";
 /// Dispatcher → every gateway: broadcast events.
 pub const DELIVER_BROADCAST: &str = "herald.to.all";
+/// Every user's events: what a gateway subscribes to instead of one subject per user when
+/// users are not routed by interest.
+pub const DELIVER_ALL_USERS: &str = "herald.to.u.*";
 
 /// Dispatcher → the gateways interested in `target`: its events.
 pub fn deliver_to(target: &crate::history::Target) -> String {

@@ -24,6 +24,8 @@ pub(crate) struct Interest {
     held: Mutex<Targets>,
     added: mpsc::UnboundedSender<BoxStream<'static, BusMessage>>,
     subscriptions: Arc<Metric>,
+    /// Whether each user held gets a subscription of its own (else one takes all users).
+    users_by_interest: bool,
 }
 
 /// Held targets by kind, so an event's positions are looked up by name without allocating.
@@ -78,22 +80,30 @@ impl Interest {
     pub(crate) async fn new(
         bus: Arc<dyn Bus>,
         metrics: &Metrics,
+        users_by_interest: bool,
     ) -> Result<(Interest, Deliveries), HeraldError> {
         let (added, receiver) = mpsc::unbounded_channel();
-        let broadcasts = bus
-            .subscribe(subjects::DELIVER_BROADCAST, None)
-            .await
-            .map_err(|e| HeraldError::unavailable(e.to_string()))?;
+        let mut always = vec![subjects::DELIVER_BROADCAST];
+        if !users_by_interest {
+            always.push(subjects::DELIVER_ALL_USERS);
+        }
         let mut merged = SelectAll::new();
-        merged.push(broadcasts.into_stream());
+        for subject in always {
+            let subscription = bus
+                .subscribe(subject, None)
+                .await
+                .map_err(|e| HeraldError::unavailable(e.to_string()))?;
+            merged.push(subscription.into_stream());
+        }
         let interest = Interest {
             bus,
             held: Mutex::default(),
             added,
+            users_by_interest,
             subscriptions: metrics.gauge(
                 "herald_gateway_subscriptions",
-                "Channels and users this gateway subscribes to for their events (one per \
-                 target it holds a connection for).",
+                "Channels and users this gateway holds connections for, each with a \
+                 subscription of its own to their events (users only with users_by_interest).",
             ),
         };
         let deliveries = Deliveries {
@@ -128,8 +138,12 @@ impl Interest {
             entry.connections += 1;
             (entry.subscribed.clone(), entry.cancel.clone())
         };
+        let own_subscription = self.users_by_interest || matches!(target, Target::Channel(_));
         subscribed
             .get_or_try_init(|| async {
+                if !own_subscription {
+                    return Ok(());
+                }
                 let subject = subjects::deliver_to(target);
                 let subscription = self.bus.subscribe(&subject, None).await?;
                 self.bus.flush().await?;

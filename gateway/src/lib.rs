@@ -97,6 +97,9 @@ pub struct GatewayConfig {
     pub rpc_timeout: Duration,
     /// The URL clients reach this gateway at, shown in the cluster view.
     pub public_url: Option<String>,
+    /// One subscription per user held (a user's events reach only the gateways holding that
+    /// user), or one for all users' events.
+    pub users_by_interest: bool,
 }
 
 impl Default for GatewayConfig {
@@ -119,6 +122,7 @@ impl Default for GatewayConfig {
             rpc_routes: Vec::new(),
             rpc_timeout: Duration::from_millis(defaults::RPC_TIMEOUT_MS),
             public_url: None,
+            users_by_interest: true,
         }
     }
 }
@@ -185,7 +189,8 @@ impl Gateway {
             config.rpc_timeout,
             config.max_frame_bytes,
         );
-        let (interest, deliveries) = interest::Interest::new(bus.clone(), metrics).await?;
+        let (interest, deliveries) =
+            interest::Interest::new(bus.clone(), metrics, config.users_by_interest).await?;
         let shared = Arc::new(Shared {
             id,
             interest,

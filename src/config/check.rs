@@ -25,6 +25,7 @@ pub fn problems(text: &str) -> Vec<String> {
             "publish_hook",
             "rpc",
             "webhook",
+            "channels",
         ])
         .collect();
     let mut problems = Vec::new();
@@ -178,6 +179,22 @@ mod tests {
         assert!(
             found.iter().any(|p| p.starts_with("`allowed_origins`:")),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn channel_history_tables_are_checked() {
+        let good = "history_size = 50\n[[channels]]\npattern = \"logs-*\"\nhistory_size = 0\n";
+        assert_eq!(problems(good), Vec::<String>::new());
+        let typo = problems("[[channels]]\npattern = \"a\"\nhistory_sise = 1\n");
+        assert!(
+            typo.len() == 1 && typo[0].contains("history_sise"),
+            "{typo:#?}"
+        );
+        let huge = problems("[[channels]]\npattern = \"a\"\nhistory_size = 100000\n");
+        assert!(
+            huge.len() == 1 && huge[0].contains("history_size 100000"),
+            "{huge:#?}"
         );
     }
 

@@ -162,6 +162,7 @@ pub struct Settings {
     /// What each channel and user keeps in history.
     pub history: herald_core::history::HistoryPolicy,
     pub public_url: Option<String>,
+    pub users_by_interest: bool,
     /// `None`: the role's default (on for `serve`).
     pub admin: Option<bool>,
     pub lifecycle_events: bool,
@@ -385,6 +386,7 @@ impl Options {
             webhooks: file.webhook,
             history,
             public_url: o.public_url,
+            users_by_interest: o.users_by_interest.unwrap_or(true),
             admin: o.admin,
             lifecycle_events: o.lifecycle_events.unwrap_or_default(),
         })
