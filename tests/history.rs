@@ -136,17 +136,24 @@ async fn recovers_what_was_missed(herald: &Herald) {
     again.assert_quiet().await;
 }
 
-/// Events posted while a client's replay runs reach it once each, in order after the replay.
-async fn events_during_a_replay_arrive_once(herald: &Herald) {
-    let mut ws = Ws::user(&herald.ws_url, "pat", &[]).await;
-    let since = pos(&join_since(&mut ws, "busy", None).await);
+/// `user` joins `channel` and goes away while `missed` events (payloads 0, 1, …) are sent to
+/// it; answers the position it had.
+async fn away_while_sent(herald: &Herald, user: &str, channel: &str, missed: u32) -> String {
+    let mut ws = Ws::user(&herald.ws_url, user, &[]).await;
+    let since = pos(&join_since(&mut ws, channel, None).await);
     drop(ws);
-    for n in 0..20 {
+    for n in 0..missed {
         herald
             .rest
-            .notify("N", json!({"channels": ["busy"]}), json!(n))
+            .notify("N", json!({"channels": [channel]}), json!(n))
             .await;
     }
+    since
+}
+
+/// Events posted while a client's replay runs reach it once each, in order after the replay.
+async fn events_during_a_replay_arrive_once(herald: &Herald) {
+    let since = away_while_sent(herald, "pat", "busy", 20).await;
     let rest = Rest::new(&herald.base);
     let poster = tokio::spawn(async move {
         for n in 20..120 {
@@ -169,15 +176,7 @@ async fn events_during_a_replay_arrive_once(herald: &Herald) {
 
 /// More missed than the channel keeps: `recovered: false`, nothing replayed, a fresh `pos`.
 async fn too_much_missed_recovers_nothing(herald: &Herald) {
-    let mut ws = Ws::user(&herald.ws_url, "max", &[]).await;
-    let since = pos(&join_since(&mut ws, "flood", None).await);
-    drop(ws);
-    for n in 0..5 {
-        herald
-            .rest
-            .notify("F", json!({"channels": ["flood"]}), json!(n))
-            .await;
-    }
+    let since = away_while_sent(herald, "max", "flood", 5).await;
     let mut ws = Ws::user(&herald.ws_url, "max", &[]).await;
     let joined = join_since(&mut ws, "flood", Some(&since)).await;
     assert_eq!(joined["recovered"], false, "{joined}");

@@ -280,6 +280,12 @@ impl Relay {
     }
 }
 
+/// Whether the gateway at `base` says it is ready (on NATS) as `wanted`.
+async fn ready(base: &str, wanted: bool) -> bool {
+    let answer = reqwest::get(format!("{base}/readyz")).await;
+    answer.is_ok_and(|r| (r.status() == 200) == wanted)
+}
+
 /// A gateway cut off from NATS misses what is published meanwhile on its subjects; once back,
 /// it reads that from history, so its clients (still connected to it) lose nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,9 +311,8 @@ async fn a_gateway_cut_off_from_nats_catches_up_from_history() {
         );
     }
     relay.cut();
-    eventually("the gateway notices it is cut off", || async {
-        let ready = reqwest::get(format!("{gateway}/readyz")).await;
-        ready.is_ok_and(|r| r.status() != 200)
+    eventually("the gateway notices it is cut off", || {
+        ready(&gateway, false)
     })
     .await;
     for n in 10..30 {
@@ -317,11 +322,7 @@ async fn a_gateway_cut_off_from_nats_catches_up_from_history() {
         );
     }
     relay.mend();
-    eventually("the gateway is back on NATS", || async {
-        let ready = reqwest::get(format!("{gateway}/readyz")).await;
-        ready.is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    eventually("the gateway is back on NATS", || ready(&gateway, true)).await;
     let rest_of_them = post_steadily(&rest, "partitioned", 10, || {}).await;
     missed.extend(rest_of_them);
     let got: Vec<Vec<String>> = futures::future::join_all(clients)

@@ -354,6 +354,11 @@ struct Inbox {
 }
 
 fn token(user: &str) -> anyhow::Result<String> {
+    token_signed(SECRET, user)
+}
+
+/// A one-hour token for `user`, signed with `secret`.
+pub(crate) fn token_signed(secret: &str, user: &str) -> anyhow::Result<String> {
     let claims = herald_core::token::Claims {
         sub: user.to_string(),
         exp: herald_core::token::now_secs() + 3600,
@@ -363,11 +368,11 @@ fn token(user: &str) -> anyhow::Result<String> {
         jti: None,
         once: false,
     };
-    herald_core::token::mint(SECRET.as_bytes(), &claims).map_err(|e| anyhow!("token: {e}"))
+    herald_core::token::mint(secret.as_bytes(), &claims).map_err(|e| anyhow!("token: {e}"))
 }
 
 /// The next data frame as JSON, answering pings; `None` when closed.
-async fn next_json(ws: &mut WsClient) -> anyhow::Result<Option<Value>> {
+pub(crate) async fn next_json(ws: &mut WsClient) -> anyhow::Result<Option<Value>> {
     loop {
         let mut ping = None;
         match ws.next_frame()? {

@@ -4,10 +4,11 @@
 //! the reference of a server that does not recover). Prints how much was delivered, the
 //! duplicates, and how long the replays took.
 
+use crate::faults::{next_json, token_signed};
 use crate::publisher::HttpConn;
 use crate::stats::{new_histogram, percentiles_ms, record_ns};
 use crate::sys::{loopback_addr, now_ns};
-use crate::wsclient::{Frame, WsClient};
+use crate::wsclient::WsClient;
 use crate::Common;
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
@@ -62,39 +63,6 @@ struct Seen {
 struct Totals {
     replay: Histogram<u64>,
     live: Histogram<u64>,
-}
-
-fn token(secret: &str, user: &str) -> anyhow::Result<String> {
-    let claims = herald_core::token::Claims {
-        sub: user.to_string(),
-        exp: herald_core::token::now_secs() + 3600,
-        iat: None,
-        channels: Vec::new(),
-        publish: Vec::new(),
-        jti: None,
-        once: false,
-    };
-    herald_core::token::mint(secret.as_bytes(), &claims).map_err(|e| anyhow!("token: {e}"))
-}
-
-/// The next data frame as JSON, answering pings; `None` when closed.
-async fn next_json(ws: &mut WsClient) -> anyhow::Result<Option<Value>> {
-    loop {
-        let mut ping = None;
-        match ws.next_frame()? {
-            Some(Frame::Data(bytes)) => return Ok(Some(serde_json::from_slice(bytes)?)),
-            Some(Frame::Ping(p)) => ping = Some(p.to_vec()),
-            Some(Frame::Close(..)) => return Ok(None),
-            None => {
-                if !ws.fill().await? {
-                    return Ok(None);
-                }
-            }
-        }
-        if let Some(p) = ping {
-            ws.pong(&p).await?;
-        }
-    }
 }
 
 /// One connection: connect, ident, join with `since`; answers the join's `ok`.
@@ -255,7 +223,7 @@ pub async fn run(args: JitterArgs) -> anyhow::Result<bool> {
             .mul_f64(((seed ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 10_000) as f64 / 10_000.0);
         handles.push(tokio::spawn(client(
             gateways[c as usize % gateways.len()],
-            token(&common.jwt_secret, &format!("j{c}"))?,
+            token_signed(&common.jwt_secret, &format!("j{c}"))?,
             channels[c as usize % channels.len()].clone(),
             first_drop + Duration::from_secs(2),
             (every, down),

@@ -27,7 +27,13 @@ struct Inner {
     config: stream::Config,
     /// The stream, reopened (and its epoch read again) after it went missing.
     stream: Mutex<(stream::Stream, u64)>,
+    /// When the epoch was last checked against the stream.
+    epoch_checked: Mutex<std::time::Instant>,
 }
+
+/// How often a dispatcher checks that the stream is still the one whose epoch it knows (an
+/// operator may delete it and another dispatcher make it again).
+const EPOCH_CHECK: Duration = Duration::from_secs(1);
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> HistoryError {
     HistoryError(format!("{what}: {e}"))
@@ -58,6 +64,7 @@ impl NatsHistory {
             js,
             config,
             stream: Mutex::new(stream),
+            epoch_checked: Mutex::new(std::time::Instant::now()),
         };
         Ok(NatsHistory {
             inner: Arc::new(inner),
@@ -66,6 +73,16 @@ impl NatsHistory {
 }
 
 impl Inner {
+    /// Whether the epoch is due for a check; if so, the next check is [`EPOCH_CHECK`] away.
+    fn epoch_check_due(&self) -> bool {
+        let mut checked = self.epoch_checked.lock().unwrap_or_else(|e| e.into_inner());
+        let due = checked.elapsed() >= EPOCH_CHECK;
+        if due {
+            *checked = std::time::Instant::now();
+        }
+        due
+    }
+
     /// Sends one event to the stream; the acknowledgement comes later.
     async fn publish(
         &self,
@@ -173,23 +190,28 @@ impl HistoryStore for NatsHistory {
         }))
     }
 
+    /// The epoch this dispatcher knows, checked against the stream at most every
+    /// [`EPOCH_CHECK`]: a stream info needs the stream's leader, which a NATS node dying takes
+    /// seconds to elect again, while ident and join read positions all the time.
     async fn epoch(&self) -> Result<u64, HistoryError> {
         let (stream, known) = self.inner.stream();
-        match stream.get_info().await {
-            Ok(info) => {
+        if !self.inner.epoch_check_due() {
+            return Ok(known);
+        }
+        match tokio::time::timeout(EPOCH_CHECK, stream.get_info()).await {
+            Ok(Ok(info)) => {
                 let epoch = epoch_of(info.created.unix_timestamp_nanos());
                 if epoch != known {
                     self.inner.reopen().await?;
                 }
                 Ok(epoch)
             }
-            Err(e) => {
-                if e.to_string().contains("not found") {
-                    self.inner.reopen().await?;
-                    return Ok(self.inner.stream().1);
-                }
-                Err(unavailable("cannot read the history stream", e))
+            Ok(Err(e)) if e.to_string().contains("not found") => {
+                self.inner.reopen().await?;
+                Ok(self.inner.stream().1)
             }
+            // No leader just now: the epoch known a moment ago stands.
+            Ok(Err(_)) | Err(_) => Ok(known),
         }
     }
 
