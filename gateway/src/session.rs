@@ -481,6 +481,9 @@ struct Recovery {
     replay: Option<Replay>,
 }
 
+/// How long an `ident` or `join` without `since` waits for its stream's position.
+const POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Pages of history a replay reads at most (each up to 1,000 events or 512 KiB).
 const MAX_REPLAY_PAGES: usize = 16;
 
@@ -503,7 +506,21 @@ async fn recover(
             limit: query_since.is_none().then_some(0),
             since: query_since.clone(),
         };
-        let answer = match shared.requests.query(&query).await {
+        // A position alone is worth little waiting for: while JetStream elects a leader (a NATS
+        // node died) the join or ident goes on without one.
+        let wait = match &since {
+            Some(_) => shared.config.command_timeout,
+            None => POSITION_WAIT,
+        };
+        let answer = tokio::time::timeout(wait, shared.requests.query(&query))
+            .await
+            .unwrap_or_else(|_| {
+                Err(HeraldError::unavailable(format!(
+                    "no history position within {} ms",
+                    wait.as_millis()
+                )))
+            });
+        let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::warn!(conn = %connection.id_text, error = %e.message, "could not read history");
