@@ -265,7 +265,7 @@ options! {
     #[arg(long, env = "HERALD_HISTORY_TTL_SECS", value_name = "SECS")]
     history_ttl_secs: u64 = value(herald_core::history::DEFAULT_TTL.as_secs());
     /// Subscribe each gateway to the events of each user it holds, so a user's events reach
-    /// only the gateways holding that user (about 10 KiB of gateway memory per user held);
+    /// only the gateways holding that user (about 5 KiB of gateway memory per user held);
     /// false: every gateway receives every user's events through one subscription.
     #[arg(long, env = "HERALD_USERS_BY_INTEREST", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     users_by_interest: bool = value(true);

@@ -62,7 +62,7 @@ impl MemoryHistory {
             .push_back(Stored { seq, ms: now, body });
         state.recent_ids.insert(dedupe_id.to_string(), seq);
         state.recent.push_back((dedupe_id.to_string(), seq, now));
-        if seq % SWEEP_EVERY == 0 {
+        if seq.is_multiple_of(SWEEP_EVERY) {
             let subjects: Vec<String> = state.subjects.keys().cloned().collect();
             for subject in subjects {
                 self.trim(&mut state, &subject, now);
