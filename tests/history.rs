@@ -312,6 +312,23 @@ mod embedded {
         ws.assert_quiet().await;
     }
 
+    /// A connection that joins and leaves in a loop with `since` gets its replays for a burst
+    /// (a reconnect re-joins up to 100 channels at once), then joins without them.
+    #[tokio::test]
+    async fn replays_are_budgeted_per_connection() {
+        let herald = Herald::serve(None, &[]);
+        let mut ws = Ws::user(&herald.ws_url, "loop", &[]).await;
+        let since = pos(&join_since(&mut ws, "spin", None).await);
+        assert_eq!(ws.leave("spin").await["type"], "ok");
+        let mut answers = Vec::new();
+        for _ in 0..129 {
+            answers.push(join_since(&mut ws, "spin", Some(&since)).await["recovered"].clone());
+            assert_eq!(ws.leave("spin").await["type"], "ok");
+        }
+        assert!(answers[..128].iter().all(|r| *r == true), "{answers:?}");
+        assert_eq!(answers[128], false);
+    }
+
     /// Past `history_ttl_secs`, a position recovers nothing.
     #[tokio::test]
     async fn an_expired_position_recovers_nothing() {

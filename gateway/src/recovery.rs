@@ -158,6 +158,44 @@ impl Recovery {
     }
 }
 
+/// Replays one connection may ask for at once: a client coming back re-identifies and re-joins
+/// up to `max_channels_per_connection` (100) channels, each with `since`.
+const REPLAY_BURST: f64 = 128.0;
+/// Replays per second one connection regains.
+const REPLAYS_PER_SEC: f64 = 2.0;
+
+/// What one connection may still ask to replay: each `since` costs its dispatcher up to
+/// `history_size` reads, so a client joining and leaving in a loop with `since` is held to a
+/// trickle (beyond it, a join or ident goes on without a replay: `recovered: false`).
+pub(crate) struct ReplayBudget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Default for ReplayBudget {
+    fn default() -> Self {
+        ReplayBudget {
+            tokens: REPLAY_BURST,
+            refilled: Instant::now(),
+        }
+    }
+}
+
+impl ReplayBudget {
+    /// Takes one replay if the budget allows.
+    pub(crate) fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let regained = now.duration_since(self.refilled).as_secs_f64() * REPLAYS_PER_SEC;
+        self.tokens = (self.tokens + regained).min(REPLAY_BURST);
+        self.refilled = now;
+        let allowed = self.tokens >= 1.0;
+        if allowed {
+            self.tokens -= 1.0;
+        }
+        allowed
+    }
+}
+
 /// A replay under way on one connection: made before the connection joins the target in the
 /// registry (live events wait from then on), filled with the missed events, and dropped after
 /// the `ok` was queued, which queues the replay, then the live events that waited.
@@ -237,6 +275,13 @@ mod tests {
             recovery.offer_live(&outbox, held("e5"), 64),
             Live::Offered(Offer::Queued)
         ));
+    }
+
+    #[test]
+    fn a_connection_replays_a_burst_then_a_trickle() {
+        let mut budget = ReplayBudget::default();
+        assert!((0..128).all(|_| budget.take()));
+        assert!(!budget.take());
     }
 
     #[tokio::test]

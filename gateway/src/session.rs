@@ -44,6 +44,8 @@ pub struct SessionState {
     closed: bool,
     /// A replay the last request started, handed to the transport with the reply.
     replay: Option<Replay>,
+    /// Replays this connection may still ask for.
+    replay_budget: crate::recovery::ReplayBudget,
 }
 
 /// How a connection reaches its client.
@@ -276,6 +278,7 @@ async fn execute(
                         state.unsure_ident = true;
                         return Err(e);
                     }
+                    let (since, refused) = budgeted(state, since);
                     let replay = since.map(|_| Replay::begin(connection, capacity(shared)));
                     shared.registry.identify(connection, &user);
                     state.user = Some(user.clone());
@@ -289,7 +292,7 @@ async fn execute(
                         channel: None,
                         event_id: None,
                         pos: recovery.pos,
-                        recovered: recovery.recovered,
+                        recovered: recovery.recovered.or(refused),
                     })
                 }
                 other => Err(unexpected(other)),
@@ -328,6 +331,7 @@ async fn execute(
                 state.unsure_channels.insert(channel.clone());
                 return Err(e);
             }
+            let (since, refused) = budgeted(state, since);
             let replay = since.map(|_| Replay::begin(connection, capacity(shared)));
             shared.registry.join(connection, &channel);
             state.channels.insert(channel.clone());
@@ -339,7 +343,7 @@ async fn execute(
                 channel: Some(channel),
                 event_id: None,
                 pos: recovery.pos,
-                recovered: recovery.recovered,
+                recovered: recovery.recovered.or(refused),
             })
         }
         ClientFrame::Publish {
@@ -472,6 +476,15 @@ fn ok(id: Option<RequestId>, user: Option<String>, channel: Option<String>) -> S
 /// Live events one connection may have waiting behind a replay: as many as its outbox holds.
 fn capacity(shared: &Shared) -> usize {
     shared.config.outbox_capacity
+}
+
+/// `since` if the connection's replay budget allows it; else none, and `recovered: false` to
+/// say so.
+fn budgeted(state: &mut SessionState, since: Option<Position>) -> (Option<Position>, Option<bool>) {
+    match since {
+        Some(_) if !state.replay_budget.take() => (None, Some(false)),
+        since => (since, None),
+    }
 }
 
 /// What `ok` says of a target's history, and the replay to hand to the transport.
