@@ -187,11 +187,27 @@ function gatewayWsUrl() {
   return `${base.replace(/^http/, "ws").replace(/\/$/, "")}/ws`;
 }
 
+/** One event frame as a line of the tail (`earlier`: it came from the channel's history). */
+function tailLine(frame, earlier) {
+  const when = earlier ? "earlier" : new Date().toLocaleTimeString();
+  const line = el("li", `${when} ${frame.event} ${JSON.stringify(frame.payload)}${frame.from ? ` from ${frame.from.user}` : ""}`);
+  line.dataset.id = frame.id;
+  if (earlier) line.classList.add("muted");
+  $("tail").prepend(line);
+  while ($("tail").children.length > 500) $("tail").lastElementChild.remove();
+}
+
+/**
+ * Follows a channel: its last events from history first, then live ones. The join asks for
+ * what came after the history read (`since`), so nothing falls between the two.
+ */
 async function startTail(channel) {
   stopTail();
   $("tail").replaceChildren();
   $("tail-channel").textContent = `# ${channel}`;
   $("tail-status").textContent = "connecting…";
+  const history = await api("GET", `/v1/channels/${enc(channel)}/history?limit=20`);
+  for (const frame of history.events) tailLine(frame, true);
   // A token of its own, granting exactly this channel (private ones included), for one hour.
   const user = `admin-tail-${Math.random().toString(36).slice(2, 10)}`;
   const { token } = await api("POST", "/v1/tokens", { user, channels: [channel], ttl_secs: 3600 });
@@ -203,16 +219,16 @@ async function startTail(channel) {
     if (frame.type === "welcome") {
       socket.send(JSON.stringify({ type: "ident", id: 1, auth: { token } }));
     } else if (frame.type === "ok" && frame.id === 1) {
-      socket.send(JSON.stringify({ type: "join", id: 2, channel }));
+      const join = { type: "join", id: 2, channel };
+      if (history.pos) join.since = history.pos;
+      socket.send(JSON.stringify(join));
     } else if (frame.type === "ok" && frame.id === 2) {
-      $("tail-status").textContent = `following #${channel} (as ${user})`;
+      const gap = frame.recovered === false ? " (some events between the history and now may be missing)" : "";
+      $("tail-status").textContent = `following #${channel} (as ${user})${gap}`;
     } else if (frame.type === "error") {
       $("tail-status").textContent = `tail refused: ${frame.code}: ${frame.message}`;
     } else if (frame.type === "event") {
-      const line = el("li", `${new Date().toLocaleTimeString()} ${frame.event} ${JSON.stringify(frame.payload)}${frame.from ? ` from ${frame.from.user}` : ""}`);
-      line.dataset.id = frame.id;
-      $("tail").prepend(line);
-      while ($("tail").children.length > 500) $("tail").lastElementChild.remove();
+      tailLine(frame, false);
     }
   };
   socket.onclose = (event) => {

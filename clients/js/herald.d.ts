@@ -56,7 +56,8 @@ export interface ReplyFrame {
  * `not_found`, `too_large`, `rate_limited`, `unavailable`, `internal`), an RPC backend's
  * application code (`app_1000` to `app_1999`), or the client's own: `timeout` (no reply in time),
  * `disconnected` (a publish or RPC whose connection was lost before its answer; internal
- * requests), `closed` (after `close()`).
+ * requests), `closed` (after `close()`), `disconnected_by_backend` (an `error` event: the
+ * backend ended the user's connections, close code 4001; the client does not reconnect).
  */
 export interface HeraldError extends Error {
   code: string;

@@ -3,6 +3,8 @@
 
 /** WebSocket.OPEN, spelled out so an injected WebSocket class need not carry the constant. */
 const WS_OPEN = 1;
+/** The close code of a connection the backend ended (`POST /v1/users/{user}/disconnect`). */
+const DISCONNECTED_BY_BACKEND = 4001;
 
 /**
  * Delay in ms before reconnect attempt `attempt` (0 for the first retry after a loss).
@@ -308,7 +310,11 @@ export class Herald {
     const link = this._makeLink("websocket", (f) => ws.readyState === WS_OPEN && ws.send(JSON.stringify(f)), () => ws?.close());
     if (!ws) { queueMicrotask(() => link.close()); return link; }
     ws.onmessage = (e) => link.receive(e.data);
-    ws.onclose = () => link.close();
+    ws.onclose = (e) => {
+      // 4001: the backend disconnected this user on purpose; coming back by ourselves would undo it.
+      if (e?.code === DISCONNECTED_BY_BACKEND) link.endedByBackend = true;
+      link.close();
+    };
     return link;
   }
 
@@ -459,6 +465,12 @@ export class Herald {
       else this._wsFailures = this._fallbackAttempts = 0;
     }
     if (this._closed) return;
+    if (link.endedByBackend) {
+      // As close() would, but said as an error so the app can tell the user.
+      this.close();
+      this._emit("error", heraldError("disconnected_by_backend", "the server ended this connection on the backend's request; not reconnecting"));
+      return;
+    }
     this._setState("disconnected");
     this._scheduleReconnect();
   }

@@ -76,10 +76,13 @@ describe("admin console in chromium", { skip: !!skip }, () => {
     await shot("channel");
   });
 
-  it("publishes from the form; the live tail and a member's page both get the event", async () => {
+  it("publishes from the form; the live tail, which starts with the channel's history, and a member's page both get the event", async () => {
     const zoe = pages.find((p) => p !== admin);
+    const earlier = await rest(cluster, "/v1/notify/channel/ops-room", { event: "ADMIN:EARLIER", payload: "before the tail" });
+    assert.equal(earlier.status, 202, JSON.stringify(earlier.body));
     await admin.click("#tail-this");
     await admin.waitForSelector("#tail-status:has-text('following #ops-room')", { timeout: 10000 });
+    await admin.waitForSelector(`#tail li[data-id="${earlier.body.id}"]:has-text("earlier ADMIN:EARLIER")`);
     await admin.fill("#publish-event", "ADMIN:NOTICE");
     await admin.fill("#publish-payload", '{"text":"maintenance at noon"}');
     await admin.click("#publish-form button");

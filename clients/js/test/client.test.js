@@ -254,6 +254,21 @@ test("after a reconnect it asks for what it missed from the last positions, and 
   h.close();
 });
 
+test("a connection the backend ended (4001) is not reopened: state disconnected, an error says why", async () => {
+  const { h, world, states } = setup();
+  (await waitFor(() => lastSocket(world))).accept("first");
+  await h.ident({ token: "alice" });
+  const errors = [];
+  h.on("error", (e) => errors.push(e.code));
+  world.sockets[0].drop(4001);
+  await waitFor(() => errors.length === 1);
+  assert.deepEqual(errors, ["disconnected_by_backend"]);
+  assert.equal(h.state, "disconnected");
+  await new Promise((resolve) => setTimeout(resolve, 20)); // a reconnect would open a socket at once (random: 0)
+  assert.equal(world.sockets.length, 1);
+  assert.deepEqual(states, ["connecting", "connected", "disconnected"]);
+});
+
 test("connected is announced only once ident and joins are restored", async () => {
   const { h, world } = setup();
   (await waitFor(() => lastSocket(world))).accept();

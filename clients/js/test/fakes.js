@@ -57,10 +57,10 @@ export function makeFakes() {
     push(frame) {
       this.onmessage?.({ data: typeof frame === "string" ? frame : JSON.stringify(frame) });
     }
-    drop() {
+    drop(code = 1006) {
       this.readyState = 3;
-      this.onerror?.({});
-      this.onclose?.({ code: 1006 });
+      if (code === 1006) this.onerror?.({});
+      this.onclose?.({ code });
     }
   }
 
