@@ -35,6 +35,18 @@ pub struct ChannelRetention {
     pub history_ttl_secs: Option<u64>,
 }
 
+impl ChannelRetention {
+    /// What the channels this table takes keep, `default` where it says nothing.
+    fn retention(&self, default: Retention) -> Retention {
+        Retention {
+            size: self.history_size.unwrap_or(default.size),
+            ttl: self
+                .history_ttl_secs
+                .map_or(default.ttl, Duration::from_secs),
+        }
+    }
+}
+
 /// Every target's retention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryPolicy {
@@ -65,28 +77,16 @@ impl HistoryPolicy {
         let Target::Channel(channel) = target else {
             return self.default;
         };
-        let table = self
-            .channels
+        self.channels
             .iter()
-            .find(|t| crate::token::grants_allow(std::slice::from_ref(&t.pattern), channel));
-        match table {
-            Some(t) => Retention {
-                size: t.history_size.unwrap_or(self.default.size),
-                ttl: t
-                    .history_ttl_secs
-                    .map_or(self.default.ttl, Duration::from_secs),
-            },
-            None => self.default,
-        }
+            .find(|t| crate::token::grants_allow(std::slice::from_ref(&t.pattern), channel))
+            .map_or(self.default, |t| t.retention(self.default))
     }
 
     /// The most any target keeps: what the store itself must keep.
     pub fn widest(&self) -> Retention {
-        let all = std::iter::once(self.default).chain(
-            self.channels
-                .iter()
-                .map(|t| self.retention(&Target::Channel(t.pattern.clone()))),
-        );
+        let tables = self.channels.iter().map(|t| t.retention(self.default));
+        let all = std::iter::once(self.default).chain(tables);
         all.fold(
             Retention {
                 size: 0,
@@ -147,5 +147,27 @@ mod tests {
             policy.default
         );
         assert_eq!(policy.widest().ttl.as_secs(), 3600);
+    }
+
+    #[test]
+    fn the_widest_counts_each_table_as_written() {
+        // The text "ab*" matches "a*": looking a table up by its pattern's text would find the
+        // first table and miss this one's 500.
+        let policy = HistoryPolicy {
+            channels: vec![
+                ChannelRetention {
+                    pattern: "a*".into(),
+                    history_size: Some(0),
+                    history_ttl_secs: None,
+                },
+                ChannelRetention {
+                    pattern: "ab*".into(),
+                    history_size: Some(500),
+                    history_ttl_secs: None,
+                },
+            ],
+            ..HistoryPolicy::default()
+        };
+        assert_eq!(policy.widest().size, 500);
     }
 }
