@@ -151,6 +151,21 @@ async fn away_while_sent(herald: &Herald, user: &str, channel: &str, missed: u32
     since
 }
 
+/// `user` comes back to `channel` with `since` and is told `recovered: false`, with nothing
+/// replayed; answers the connection and the join's reply.
+async fn comes_back_to_nothing(
+    herald: &Herald,
+    user: &str,
+    channel: &str,
+    since: &str,
+) -> (Ws, Value) {
+    let mut ws = Ws::user(&herald.ws_url, user, &[]).await;
+    let joined = join_since(&mut ws, channel, Some(since)).await;
+    assert_eq!(joined["recovered"], false, "{joined}");
+    ws.assert_quiet().await;
+    (ws, joined)
+}
+
 /// Events posted while a client's replay runs reach it once each, in order after the replay.
 async fn events_during_a_replay_arrive_once(herald: &Herald) {
     let since = away_while_sent(herald, "pat", "busy", 20).await;
@@ -177,11 +192,8 @@ async fn events_during_a_replay_arrive_once(herald: &Herald) {
 /// More missed than the channel keeps: `recovered: false`, nothing replayed, a fresh `pos`.
 async fn too_much_missed_recovers_nothing(herald: &Herald) {
     let since = away_while_sent(herald, "max", "flood", 5).await;
-    let mut ws = Ws::user(&herald.ws_url, "max", &[]).await;
-    let joined = join_since(&mut ws, "flood", Some(&since)).await;
-    assert_eq!(joined["recovered"], false, "{joined}");
+    let (mut ws, joined) = comes_back_to_nothing(herald, "max", "flood", &since).await;
     assert_ne!(pos(&joined), since);
-    ws.assert_quiet().await;
     // A channel whose pattern keeps no history: no position, nothing to recover.
     let joined = join_since(&mut ws, "logs-a", Some(&since)).await;
     assert_eq!(
@@ -306,10 +318,7 @@ mod embedded {
             .rest
             .notify("E", json!({"channels": ["era"]}), json!(1))
             .await;
-        let mut ws = Ws::user(&herald.ws_url, "eve", &[]).await;
-        let joined = join_since(&mut ws, "era", Some(&since)).await;
-        assert_eq!(joined["recovered"], false, "{joined}");
-        ws.assert_quiet().await;
+        comes_back_to_nothing(&herald, "eve", "era", &since).await;
     }
 
     /// A connection that joins and leaves in a loop with `since` gets its replays for a burst
@@ -345,10 +354,7 @@ mod embedded {
             herald.rest.get(&path).await.1["recovered"] == false
         })
         .await;
-        let mut ws = Ws::user(&herald.ws_url, "old", &[]).await;
-        let joined = join_since(&mut ws, "short", Some(&since)).await;
-        assert_eq!(joined["recovered"], false, "{joined}");
-        ws.assert_quiet().await;
+        comes_back_to_nothing(&herald, "old", "short", &since).await;
     }
 }
 
@@ -404,10 +410,7 @@ mod on_nats {
             .rest
             .notify("K", json!({"channels": ["kept"]}), json!("new era"))
             .await;
-        let mut ws = Ws::user(&herald.ws_url, "sam", &[]).await;
-        let joined = join_since(&mut ws, "kept", Some(&since)).await;
-        assert_eq!(joined["recovered"], false, "{joined}");
-        ws.assert_quiet().await;
+        comes_back_to_nothing(&herald, "sam", "kept", &since).await;
     }
 
     /// Four gateways: an event to one user reaches only the gateway holding that user; an

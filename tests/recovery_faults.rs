@@ -160,6 +160,15 @@ fn assert_complete(clients: &[Vec<String>], accepted: &[String]) {
     }
 }
 
+/// What each client received, once all got `END`.
+async fn received(clients: Vec<tokio::task::JoinHandle<Vec<String>>>) -> Vec<Vec<String>> {
+    futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .map(|r| r.expect("client"))
+        .collect()
+}
+
 /// Starts `clients` steady clients split over `gateways`; returns once each has joined.
 async fn start_clients(
     gateways: &[String],
@@ -198,12 +207,7 @@ async fn clients_of_a_killed_gateway_recover_on_the_other_without_losing_an_even
         doomed.take().expect("once").kill();
     })
     .await;
-    let got: Vec<Vec<String>> = futures::future::join_all(clients)
-        .await
-        .into_iter()
-        .map(|r| r.expect("client"))
-        .collect();
-    assert_complete(&got, &accepted);
+    assert_complete(&received(clients).await, &accepted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,12 +224,7 @@ async fn a_gateway_whose_nats_node_dies_catches_up_from_history() {
     let clients = start_clients(std::slice::from_ref(&gateway), 100, "steady").await;
 
     let accepted = post_steadily(&rest, "steady", 300, || nodes[0].stop()).await;
-    let got: Vec<Vec<String>> = futures::future::join_all(clients)
-        .await
-        .into_iter()
-        .map(|r| r.expect("client"))
-        .collect();
-    assert_complete(&got, &accepted);
+    assert_complete(&received(clients).await, &accepted);
 }
 
 /// A TCP relay to NATS that a test can cut: while cut it drops every connection through it
@@ -325,10 +324,5 @@ async fn a_gateway_cut_off_from_nats_catches_up_from_history() {
     eventually("the gateway is back on NATS", || ready(&gateway, true)).await;
     let rest_of_them = post_steadily(&rest, "partitioned", 10, || {}).await;
     missed.extend(rest_of_them);
-    let got: Vec<Vec<String>> = futures::future::join_all(clients)
-        .await
-        .into_iter()
-        .map(|r| r.expect("client"))
-        .collect();
-    assert_complete(&got, &missed);
+    assert_complete(&received(clients).await, &missed);
 }
