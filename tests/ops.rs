@@ -353,6 +353,10 @@ impl OpsCluster {
     }
 }
 
+/// How long the two nodes left may take to elect new leaders for every stream Herald uses (KV,
+/// history, lifecycle): on a busy 2-core CI machine this took over 10 s.
+const FAILOVER: std::time::Duration = std::time::Duration::from_secs(45);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_runs_on_the_ops_nats_cluster_and_survives_a_node() {
     let mut cluster = OpsCluster::start();
@@ -378,7 +382,7 @@ async fn herald_runs_on_the_ops_nats_cluster_and_survives_a_node() {
     // Node 1 (the dispatcher's) goes away: the dispatcher moves to another node, and the
     // replicated KV keeps presence.
     cluster.nodes[0].stop();
-    eventually("an event is delivered with node 1 down", || async {
+    eventually_within(FAILOVER, "an event is delivered with node 1 down", || async {
         let (status, _) = rest
             .post(
                 "/v1/notify",
@@ -391,7 +395,7 @@ async fn herald_runs_on_the_ops_nats_cluster_and_survives_a_node() {
     let event = ws.event().await;
     assert_eq!(event["payload"]["n"], 2, "{event}");
     // Presence reads wait for the KV stream to elect a leader among the two nodes left.
-    eventually("presence answers with node 1 down", || async {
+    eventually_within(FAILOVER, "presence answers with node 1 down", || async {
         let (status, body) = rest.get("/v1/channels/news").await;
         status == 200 && body["connections"] == 1
     })
