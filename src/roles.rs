@@ -379,6 +379,7 @@ fn gateway_config(settings: &Settings, demo: bool) -> herald_gateway::GatewayCon
         rpc_timeout: settings.rpc_timeout,
         public_url: settings.public_url.clone(),
         users_by_interest: settings.users_by_interest,
+        pusher_apps: settings.pusher_apps.clone(),
         ..Default::default()
     }
 }
@@ -394,6 +395,7 @@ fn rest_config(
         max_token_ttl_secs: settings.max_token_ttl_secs,
         max_payload_bytes: settings.max_payload_bytes,
         admin,
+        pusher_apps: settings.pusher_apps.clone(),
     })
 }
 

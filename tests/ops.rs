@@ -382,15 +382,19 @@ async fn herald_runs_on_the_ops_nats_cluster_and_survives_a_node() {
     // Node 1 (the dispatcher's) goes away: the dispatcher moves to another node, and the
     // replicated KV keeps presence.
     cluster.nodes[0].stop();
-    eventually_within(FAILOVER, "an event is delivered with node 1 down", || async {
-        let (status, _) = rest
+    eventually_within(
+        FAILOVER,
+        "an event is delivered with node 1 down",
+        || async {
+            let (status, _) = rest
             .post(
                 "/v1/notify",
                 json!({"event": "NEWS", "targets": {"channels": ["news"]}, "payload": {"n": 2}}),
             )
             .await;
-        status == 202
-    })
+            status == 202
+        },
+    )
     .await;
     let event = ws.event().await;
     assert_eq!(event["payload"]["n"], 2, "{event}");

@@ -462,11 +462,7 @@ async fn a_dispatcher_refuses_a_publish_for_a_connection_that_did_not_join() {
     for (channel, user) in [("chat-2", "alice"), ("chat-1", "mallory")] {
         let (notify, from) = forge(channel, user);
         let refused = requests
-            .notify_from(
-                &herald_core::messages::EventIds::fresh(),
-                &notify,
-                Some(from),
-            )
+            .notify_request(&forged_request(&notify, from))
             .await
             .expect_err("a forged publish");
         assert_eq!(refused.code, herald_core::ErrorCode::Forbidden, "{refused}");
@@ -474,14 +470,22 @@ async fn a_dispatcher_refuses_a_publish_for_a_connection_that_did_not_join() {
     // The real member's publish, sent the same way, goes through: the check is KV, not luck.
     let (notify, from) = forge("chat-1", "alice");
     requests
-        .notify_from(
-            &herald_core::messages::EventIds::fresh(),
-            &notify,
-            Some(from),
-        )
+        .notify_request(&forged_request(&notify, from))
         .await
         .expect("a member's publish");
     assert_eq!(bob.event().await["event"], "FORGED");
     bob.assert_quiet().await;
     alice.assert_quiet().await;
+}
+
+fn forged_request(
+    notify: &herald_core::protocol::notify::Notify,
+    from: herald_core::messages::Publisher,
+) -> herald_core::messages::NotifyRequest<&herald_core::protocol::notify::Notify> {
+    herald_core::messages::NotifyRequest {
+        id: herald_core::messages::EventIds::fresh(),
+        notify,
+        from: Some(from),
+        except: None,
+    }
 }

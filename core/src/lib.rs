@@ -35,6 +35,7 @@ pub mod messages;
 pub mod metrics;
 pub mod names;
 pub mod protocol;
+pub mod pusher;
 pub mod requests;
 pub mod signature;
 pub mod subjects;

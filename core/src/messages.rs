@@ -28,6 +28,9 @@ pub enum GatewayCommand {
         grants: Vec<String>,
         /// The channel.
         channel: String,
+        /// On a Pusher presence channel: who the connection is among its members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<crate::pusher::Member>,
     },
     /// `conn` leaves `channel`.
     Leave {
@@ -98,6 +101,11 @@ pub enum CommandReply {
     },
     /// Join, leave or closed succeeded.
     Done,
+    /// A join of a Pusher presence channel succeeded: its members now, each user once.
+    Members {
+        /// The members.
+        members: Vec<crate::pusher::Member>,
+    },
 }
 
 /// Adapter → dispatcher, on [`crate::subjects::NOTIFY`]: an event under an id the adapter
@@ -114,6 +122,9 @@ pub struct NotifyRequest<N = crate::protocol::notify::Notify> {
     /// connection does not get the event back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Publisher>,
+    /// A connection not to deliver the event to (Pusher's `socket_id` of the sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
 }
 
 /// Adapter → dispatcher, on [`crate::subjects::NOTIFY_BATCH`]: several events, published in
@@ -206,6 +217,9 @@ pub struct Delivery<'a> {
     /// The publishing connection of a client-published event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Publisher>,
+    /// A connection not to deliver it to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
     /// Its positions in the streams of the targets that keep history (empty in what is
     /// stored: a stored copy's position is where it is stored).
     #[serde(default, skip_serializing_if = "Positions::is_empty")]

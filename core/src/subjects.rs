@@ -169,6 +169,26 @@ pub fn channel_filter(channel: &str) -> String {
     format!("chan.{}.*.*", key_token(channel))
 }
 
+/// KV key of a Pusher presence channel's member on `conn` (value: the [`crate::pusher::Member`]).
+pub fn member_key(channel: &str, conn: &ConnId) -> String {
+    format!(
+        "pmem.{}.{}.{:x}",
+        key_token(channel),
+        conn.gateway,
+        conn.local
+    )
+}
+
+/// Filter matching every member of the Pusher presence `channel`.
+pub fn member_filter(channel: &str) -> String {
+    format!("pmem.{}.*.*", key_token(channel))
+}
+
+/// Filter matching every presence member on `gateway`'s connections.
+pub fn gateway_members_filter(gateway: &str) -> String {
+    format!("pmem.*.{gateway}.*")
+}
+
 /// Filter matching every channel `conn` joined.
 pub fn connection_channels_filter(conn: &ConnId) -> String {
     format!("chan.*.{}.{:x}", conn.gateway, conn.local)
@@ -202,7 +222,7 @@ pub fn gateway_filters(gateway: &str) -> [String; 3] {
     ]
 }
 
-/// The parts of a `user.` or `chan.` key: the decoded name and the connection.
+/// The parts of a `user.`, `chan.` or `pmem.` key: the decoded name and the connection.
 pub fn parse_member_key(key: &str) -> Option<(String, ConnId)> {
     let mut parts = key.split('.');
     let _kind = parts.next()?;

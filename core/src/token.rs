@@ -368,9 +368,10 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&b| b == b'*')
 }
 
-/// Whether a channel needs a grant to be joined.
+/// Whether a channel needs a grant to be joined: `private-` channels, and every channel of a
+/// Pusher app (its gateway grants each one after checking the app's own authorization).
 pub fn is_private(channel: &str) -> bool {
-    channel.starts_with("private-")
+    channel.starts_with("private-") || channel.starts_with(crate::pusher::NAMESPACE)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ fn conn_id(text: &str) -> Result<ConnId, HeraldError> {
         .ok_or_else(|| HeraldError::bad_request(format!("bad connection id {text:?}")))
 }
 
-fn kv_down(e: impl std::fmt::Display) -> HeraldError {
+pub(crate) fn kv_down(e: impl std::fmt::Display) -> HeraldError {
     HeraldError::unavailable(format!("presence store unavailable, try again: {e}"))
 }
 
@@ -23,6 +23,7 @@ pub(crate) async fn execute(
     context: Arc<Context>,
     command: GatewayCommand,
 ) -> Result<CommandReply, HeraldError> {
+    let shared = &context;
     let context = context.as_ref();
     match command {
         GatewayCommand::Ident { conn, auth } => {
@@ -48,6 +49,7 @@ pub(crate) async fn execute(
             user,
             grants,
             channel,
+            member,
         } => {
             let conn = conn_id(&conn)?;
             check_channel_grant(&grants, &channel)?;
@@ -57,7 +59,14 @@ pub(crate) async fn execute(
                 .await
                 .map_err(kv_down)?;
             crate::lifecycle::joined(context, &conn.to_string(), &user, &channel).await;
-            Ok(CommandReply::Done)
+            match member {
+                Some(member) if crate::pusher_members::is_presence(&channel) => {
+                    let members =
+                        crate::pusher_members::joined(shared, &conn, &channel, member).await?;
+                    Ok(CommandReply::Members { members })
+                }
+                _ => Ok(CommandReply::Done),
+            }
         }
         GatewayCommand::Leave {
             conn,
@@ -71,6 +80,7 @@ pub(crate) async fn execute(
                 .await
                 .map_err(kv_down)?;
             crate::lifecycle::left(context, &conn.to_string(), &user, &channel).await;
+            crate::pusher_members::left(shared, &conn, &[channel]).await;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Closed {
@@ -98,6 +108,7 @@ pub(crate) async fn execute(
                 .await
                 .map_err(kv_down)?;
             crate::lifecycle::disconnected(context, &conn, &user, &channels, &reason).await;
+            crate::pusher_members::left(shared, &conn_parsed, &channels).await;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Heartbeat {
@@ -114,7 +125,7 @@ pub(crate) async fn execute(
             Ok(CommandReply::Done)
         }
         GatewayCommand::Stopped { gateway } => {
-            crate::liveness::reap(context, &gateway, "gateway_stopped").await;
+            crate::liveness::reap(shared, &gateway, "gateway_stopped").await;
             Ok(CommandReply::Done)
         }
     }

@@ -22,6 +22,7 @@ pub mod lifecycle;
 mod liveness;
 mod notify;
 pub mod presence;
+mod pusher_members;
 mod queries;
 mod turns;
 pub mod webhooks;

@@ -70,7 +70,8 @@ pub(crate) async fn run(context: Arc<Context>, shutdown: CancellationToken) {
 }
 
 /// Clears everything `gateway` held and announces its connections as gone for `reason`.
-pub(crate) async fn reap(context: &Context, gateway: &str, reason: &str) {
+pub(crate) async fn reap(context: &Arc<Context>, gateway: &str, reason: &str) {
+    crate::pusher_members::gateway_lost(context, gateway).await;
     match context.presence.forget_gateway(gateway).await {
         Ok(lost) => {
             tracing::info!(

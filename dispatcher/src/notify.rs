@@ -125,7 +125,12 @@ fn counted(
 
 async fn deliver(
     context: &Context,
-    NotifyRequest { id, notify, from }: NotifyRequest<Notify>,
+    NotifyRequest {
+        id,
+        notify,
+        from,
+        except,
+    }: NotifyRequest<Notify>,
     mut turns: Turns,
 ) -> Result<EventAccepted, HeraldError> {
     if !EventIds::is_valid(&id) {
@@ -139,6 +144,7 @@ async fn deliver(
         payload: &notify.payload,
         accepted_ms: Delivery::now_ms(),
         from,
+        except,
         pos: Positions::default(),
     };
     let targets = targets_of(&delivery.targets);

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use herald_core::kv::{Kv, KvError};
+use herald_core::pusher::Member;
 use herald_core::subjects::{self, ConnId};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -185,6 +186,72 @@ impl Presence {
             self.kv.delete(&subjects::conn_key(&lost.conn)).await?;
         }
         self.kv.delete(&subjects::gateway_key(gateway)).await?;
+        Ok(lost)
+    }
+
+    /// Records who `conn` is among the members of the Pusher presence `channel`, and answers
+    /// every member now (each connection's, so the caller can tell a user's first).
+    pub async fn member_joined(
+        &self,
+        conn: &ConnId,
+        channel: &str,
+        member: &Member,
+    ) -> Result<Vec<(ConnId, Member)>, KvError> {
+        let value = serde_json::to_vec(member).unwrap_or_default();
+        self.kv
+            .put(&subjects::member_key(channel, conn), Bytes::from(value))
+            .await?;
+        self.members(channel).await
+    }
+
+    /// Forgets `conn` among the members of `channel`; answers who it was there, if anyone.
+    pub async fn member_left(
+        &self,
+        conn: &ConnId,
+        channel: &str,
+    ) -> Result<Option<Member>, KvError> {
+        let key = subjects::member_key(channel, conn);
+        let Some(value) = self.kv.get(&key).await? else {
+            return Ok(None);
+        };
+        self.kv.delete(&key).await?;
+        Ok(serde_json::from_slice(&value).ok())
+    }
+
+    /// The members of the Pusher presence `channel`, one per connection.
+    pub async fn members(&self, channel: &str) -> Result<Vec<(ConnId, Member)>, KvError> {
+        Ok(self
+            .kv
+            .entries(&subjects::member_filter(channel))
+            .await?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let (_, conn) = subjects::parse_member_key(&key)?;
+                Some((conn, serde_json::from_slice(&value).ok()?))
+            })
+            .collect())
+    }
+
+    /// Forgets every presence member on `gateway`'s connections; answers each channel and
+    /// member it held.
+    pub async fn forget_gateway_members(
+        &self,
+        gateway: &str,
+    ) -> Result<Vec<(String, Member)>, KvError> {
+        let mut lost = Vec::new();
+        for (key, value) in self
+            .kv
+            .entries(&subjects::gateway_members_filter(gateway))
+            .await?
+        {
+            self.kv.delete(&key).await?;
+            if let (Some((channel, _)), Ok(member)) = (
+                subjects::parse_member_key(&key),
+                serde_json::from_slice(&value),
+            ) {
+                lost.push((channel, member));
+            }
+        }
         Ok(lost)
     }
 

@@ -159,6 +159,7 @@ async fn ident_and_join_are_authorized_and_recorded() {
         user: "alice".into(),
         grants: grants.iter().map(|s| s.to_string()).collect(),
         channel: channel.into(),
+        member: None,
     };
     assert!(matches!(
         f.command(&join("chat", &[])).await,
@@ -200,6 +201,7 @@ async fn closed_removes_what_the_connection_left_even_when_the_gateway_was_unsur
         user: "carol".into(),
         grants: vec![],
         channel: "chat".into(),
+        member: None,
     };
     assert!(matches!(
         f.command(&join).await,
@@ -272,6 +274,7 @@ async fn a_silent_gateway_is_cleared_and_announced() {
         user: "carol".into(),
         grants: vec![],
         channel: "room".into(),
+        member: None,
     })
     .await;
     // No more heartbeats: within the timeout plus a few checks, everything is gone, and

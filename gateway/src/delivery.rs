@@ -78,7 +78,14 @@ pub(crate) fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]
     shared.interest.seen(&delivery.pos);
     let mut delivered = 0;
     let from = delivery.from.as_ref();
+    // A client does not get its own publish back, nor a Pusher sender the event it excluded.
+    let skipped = |connection: &Connection| {
+        from.is_some_and(|from| from.conn == connection.id_text)
+            || delivery.except.as_deref() == Some(connection.id_text.as_str())
+    };
     for group in shared.registry.resolve(&delivery.targets) {
+        // Pusher connections get Pusher frames, one per channel, made once per group.
+        let mut pusher_frames: Option<Vec<Utf8Bytes>> = None;
         let pos = delivery.pos.for_via(&group.via);
         let bytes = encode_event(
             delivery.id,
@@ -91,8 +98,25 @@ pub(crate) fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]
             continue;
         };
         for connection in group.connections {
-            // A client does not get its own publish back.
-            if from.is_some_and(|from| from.conn == connection.id_text) {
+            if skipped(&connection) {
+                continue;
+            }
+            if connection.speaks_pusher {
+                let frames = pusher_frames.get_or_insert_with(|| {
+                    crate::pusher::event_frames(
+                        &group.via.channels,
+                        delivery.event,
+                        delivery.payload,
+                    )
+                });
+                for frame in frames.iter() {
+                    let offer = connection
+                        .outbox
+                        .offer_event(frame.clone(), delivery.accepted_ms);
+                    if counted(shared, &connection, offer) == Offer::Queued {
+                        delivered += 1;
+                    }
+                }
                 continue;
             }
             let offer = if connection.recovery.is_active() {

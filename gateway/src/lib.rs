@@ -19,6 +19,7 @@
 //! - `admission`: caps on open connections per gateway and per client address, and the ident
 //!   timeout.
 //! - `origin`: the `Origin` check on every gateway route.
+//! - [`pusher`]: the Pusher protocol at `/app/{key}`, on the same connections and commands.
 //! - [`publish`] and [`rpc`]: what a client sends on: events to a channel, calls to backends,
 //!   both over [`backend`]'s signed HTTP calls where a backend is configured.
 //!
@@ -38,6 +39,7 @@ mod interest;
 mod origin;
 mod outbox;
 pub mod publish;
+pub mod pusher;
 mod recent;
 mod recovery;
 pub mod registry;
@@ -100,6 +102,8 @@ pub struct GatewayConfig {
     /// One subscription per user held (a user's events reach only the gateways holding that
     /// user), or one for all users' events.
     pub users_by_interest: bool,
+    /// Pusher apps clients may connect to at `/app/{key}`.
+    pub pusher_apps: herald_core::pusher::PusherApps,
 }
 
 impl Default for GatewayConfig {
@@ -123,6 +127,7 @@ impl Default for GatewayConfig {
             rpc_timeout: Duration::from_millis(defaults::RPC_TIMEOUT_MS),
             public_url: None,
             users_by_interest: true,
+            pusher_apps: Default::default(),
         }
     }
 }
@@ -155,7 +160,8 @@ pub(crate) struct Shared {
     interest: interest::Interest,
 }
 
-/// A running gateway; its [`Gateway::router`] serves `/ws`, `/sse` and `/sse/{conn}`.
+/// A running gateway; its [`Gateway::router`] serves `/ws`, `/app/{key}`, `/sse` and
+/// `/sse/{conn}`.
 #[derive(Clone)]
 pub struct Gateway {
     shared: Arc<Shared>,
@@ -258,6 +264,7 @@ impl Gateway {
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route("/ws", axum::routing::get(ws::upgrade))
+            .route("/app/{key}", axum::routing::get(ws::upgrade_pusher))
             .route("/sse", axum::routing::get(sse::stream))
             .route(
                 "/sse/{conn}",

@@ -49,7 +49,7 @@ impl PublishBucket {
     }
 
     /// Takes one publish, or says when the next one will be allowed.
-    fn take(&mut self, rate_per_sec: u32) -> Result<(), HeraldError> {
+    pub(crate) fn take(&mut self, rate_per_sec: u32) -> Result<(), HeraldError> {
         let rate = f64::from(rate_per_sec.max(1));
         let now = Instant::now();
         self.tokens =

@@ -30,6 +30,8 @@ pub struct Connection {
     pub rpcs_in_flight: std::sync::atomic::AtomicU8,
     /// Replays of missed events, and the live events waiting behind them.
     pub recovery: crate::recovery::Recovery,
+    /// Whether it speaks the Pusher protocol (`/app/{key}`): events reach it as Pusher frames.
+    pub speaks_pusher: bool,
 }
 
 impl Connection {
@@ -44,6 +46,15 @@ impl Connection {
             last_seen_ms: AtomicU64::new(now_ms()),
             rpcs_in_flight: Default::default(),
             recovery: Default::default(),
+            speaks_pusher: false,
+        }
+    }
+
+    /// The connection, speaking the Pusher protocol.
+    pub fn speaking_pusher(self) -> Self {
+        Connection {
+            speaks_pusher: true,
+            ..self
         }
     }
 

@@ -54,6 +54,8 @@ pub(crate) enum Transport {
     WebSocket,
     /// Frames come in through `POST /sse/{conn}`, which must prove it owns the stream.
     Sse,
+    /// A WebSocket speaking the Pusher protocol: anonymous, so no ident timeout.
+    Pusher,
 }
 
 impl SessionState {
@@ -81,10 +83,16 @@ pub(crate) fn open(shared: &Shared, transport: Transport) -> (Arc<Connection>, O
     );
     loop {
         let id = ConnId::random(&shared.id);
-        let connection = Arc::new(Connection::new(id, outbox, sse_secret.clone()));
+        let mut connection = Connection::new(id, outbox, sse_secret.clone());
+        if transport == Transport::Pusher {
+            connection = connection.speaking_pusher();
+        }
+        let connection = Arc::new(connection);
         if shared.registry.insert(connection.clone()) {
             shared.metrics.connections.inc();
-            crate::admission::watch_ident(shared, &connection);
+            if transport != Transport::Pusher {
+                crate::admission::watch_ident(shared, &connection);
+            }
             let receiver = receiver.measure_latency(shared.metrics.delivery_latency.clone());
             return (connection, receiver);
         }
@@ -319,6 +327,7 @@ async fn execute(
                 user,
                 grants: state.grants.clone(),
                 channel: channel.clone(),
+                member: None,
             };
             let joined = command(shared, &join).await;
             if is_unanswered(&joined) {
@@ -411,7 +420,12 @@ async fn publish(
     .await?;
     let event_id = shared
         .requests
-        .notify_from(&event_id, &notify, Some(from))
+        .notify_request(&herald_core::messages::NotifyRequest {
+            id: event_id,
+            notify: &notify,
+            from: Some(from),
+            except: None,
+        })
         .await?;
     Ok(ServerFrame::Ok {
         id,

@@ -1,18 +1,21 @@
-//! The WebSocket transport at `/ws`: a reader that turns frames into replies and a writer that
-//! drains the outbox, pings, and closes with a reason.
+//! The WebSocket transport, at `/ws` (Herald's protocol) and `/app/{key}` (Pusher's): a reader
+//! that turns frames into replies and a writer that drains the outbox, pings, and closes with
+//! a reason.
 
 use crate::admission::{refusal, Admitted, ClientIp};
 use crate::http_error::ErrorReply;
 use crate::outbox::{CloseReason, OutboxReceiver};
+use crate::pusher::{self, PusherSession};
 use crate::registry::Connection;
 use crate::session::Handled;
 use crate::{delivery, session, Shared};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
+use herald_core::pusher::PusherApp;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,41 +39,114 @@ pub(crate) async fn upgrade(
         Ok(admitted) => admitted,
         Err(error) => return Ok(refusal(error)),
     };
-    let hard_limit = session::hard_frame_limit(&shared);
-    Ok(ws
-        .read_buffer_size(READ_BUFFER_BYTES)
+    Ok(limited(ws, &shared).on_upgrade(move |socket| serve(shared, socket, ip, admitted, None)))
+}
+
+/// The `/app/{key}` query: the protocol version the client speaks.
+#[derive(serde::Deserialize)]
+pub(crate) struct PusherQuery {
+    protocol: Option<String>,
+}
+
+/// `GET /app/{key}`: upgrades to a WebSocket speaking Pusher's protocol for the app of `key`;
+/// an unknown key or protocol is told so in Pusher's words (an error frame, a 4xxx close).
+pub(crate) async fn upgrade_pusher(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    Query(query): Query<PusherQuery>,
+    ClientIp(ip): ClientIp,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ErrorReply> {
+    let ws = ws?;
+    let app = match pusher::admit(&shared, &key, query.protocol.as_deref()) {
+        Ok(app) => app,
+        Err(refused) => {
+            return Ok(ws.on_upgrade(move |mut socket| async move {
+                let (frame, code) = refused.frames();
+                let _ = socket.send(Message::Text(Utf8Bytes::from(frame))).await;
+                let close = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static("refused"),
+                };
+                let _ = socket.send(Message::Close(Some(close))).await;
+            }))
+        }
+    };
+    let admitted = match shared.admission.admit(ip) {
+        Ok(admitted) => admitted,
+        Err(error) => return Ok(refusal(error)),
+    };
+    Ok(limited(ws, &shared)
+        .on_upgrade(move |socket| serve(shared, socket, ip, admitted, Some(app))))
+}
+
+/// The upgrade with this gateway's buffer sizes and frame limits.
+fn limited(ws: WebSocketUpgrade, shared: &Shared) -> WebSocketUpgrade {
+    let hard_limit = session::hard_frame_limit(shared);
+    ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(WRITE_BUFFER_BYTES * 64 + shared.config.max_frame_bytes)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| serve(shared, socket, ip, admitted)))
 }
 
-async fn serve(shared: Arc<Shared>, socket: WebSocket, peer: Option<IpAddr>, _admitted: Admitted) {
+/// Which protocol a connection speaks, with the state that protocol keeps.
+enum Speaker {
+    Herald,
+    Pusher(PusherSession),
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    peer: Option<IpAddr>,
+    _admitted: Admitted,
+    app: Option<Arc<PusherApp>>,
+) {
     if shared.shutdown.is_cancelled() {
         return;
     }
     let _tracked = shared.tracker.token();
-    let (connection, outbox) = session::open(&shared, session::Transport::WebSocket);
-    session::set_peer(&connection, peer).await;
-    connection
-        .outbox
-        .offer(Utf8Bytes::from(session::welcome(&shared, &connection)));
+    let (mut speaker, connection, outbox) = match app {
+        Some(app) => {
+            let (connection, outbox) = session::open(&shared, session::Transport::Pusher);
+            let pusher = PusherSession::new(app, &connection);
+            connection
+                .outbox
+                .offer(Utf8Bytes::from(pusher.established()));
+            (Speaker::Pusher(pusher), connection, outbox)
+        }
+        None => {
+            let (connection, outbox) = session::open(&shared, session::Transport::WebSocket);
+            session::set_peer(&connection, peer).await;
+            connection
+                .outbox
+                .offer(Utf8Bytes::from(session::welcome(&shared, &connection)));
+            (Speaker::Herald, connection, outbox)
+        }
+    };
+    let closing_as = match speaker {
+        Speaker::Herald => std::convert::identity,
+        Speaker::Pusher(_) => pusher::close_reason,
+    };
     let (sink, stream) = socket.split();
     let reader_done = CancellationToken::new();
     let writer = tokio::spawn(write(
         shared.clone(),
         connection.clone(),
-        sink,
+        (sink, closing_as),
         outbox,
         reader_done.clone(),
     ));
-    read(&shared, &connection, stream).await;
+    read(&shared, &connection, stream, &mut speaker).await;
     reader_done.cancel();
     // The reader returns as soon as the connection must close: presence learns at once, while
     // the writer says goodbye (within its grace) and drops the socket.
     let reason = connection.outbox.close_reason();
-    session::close(&shared, &connection, reason.reason).await;
+    match speaker {
+        Speaker::Herald => session::close(&shared, &connection, reason.reason).await,
+        Speaker::Pusher(pusher) => pusher.close(&shared, &connection, reason.reason),
+    }
     let _ = writer.await;
 }
 
@@ -78,6 +154,7 @@ async fn read(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
     mut stream: SplitStream<WebSocket>,
+    speaker: &mut Speaker,
 ) {
     let closing = connection.outbox.closer();
     let reason = loop {
@@ -86,6 +163,13 @@ async fn read(
             m = stream.next() => m,
         };
         match message {
+            Some(Ok(Message::Text(text))) if matches!(speaker, Speaker::Pusher(_)) => {
+                if let Speaker::Pusher(pusher) = speaker {
+                    for reply in pusher.handle(shared, connection, text.as_str()).await {
+                        delivery::queue(shared, connection, Utf8Bytes::from(reply));
+                    }
+                }
+            }
             Some(Ok(Message::Text(text))) => {
                 match session::handle_frame(shared, connection, text.as_str()).await {
                     Handled::Reply(reply) => {
@@ -165,10 +249,13 @@ enum Step {
     Ping,
 }
 
+/// How a connection's protocol words a close.
+type ClosingAs = fn(CloseReason) -> CloseReason;
+
 async fn write(
     shared: Arc<Shared>,
     connection: Arc<Connection>,
-    mut sink: SplitSink<WebSocket, Message>,
+    (mut sink, closing_as): (SplitSink<WebSocket, Message>, ClosingAs),
     mut outbox: OutboxReceiver,
     reader_done: CancellationToken,
 ) {
@@ -232,9 +319,10 @@ async fn write(
                 sink.feed(Message::Text(frame)).await?;
             }
         }
+        let said = closing_as(reason);
         let close = CloseFrame {
-            code: reason.code,
-            reason: Utf8Bytes::from_static(reason.reason),
+            code: said.code,
+            reason: Utf8Bytes::from_static(said.reason),
         };
         sink.send(Message::Close(Some(close))).await
     };

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`rest`]: REST API v1 (`/v1/...`) and the TURTED-compatible `POST /push`.
+//! - [`pusher`]: the Pusher Channels HTTP API (`/apps/{id}/...`), signed the Pusher way.
 //! - [`file_tail`]: follows log files (across rotations) and publishes each line as an event.
 //! - [`redis`]: subscribes to a Redis pub/sub channel carrying notify bodies.
 //! - [`publish`]: hands a notify to a dispatcher and reports whether it was accepted; shared by
@@ -11,6 +12,7 @@
 
 pub mod file_tail;
 pub mod publish;
+pub mod pusher;
 pub mod redis;
 pub mod rest;
 pub mod retry;

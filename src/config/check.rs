@@ -26,6 +26,7 @@ pub fn problems(text: &str) -> Vec<String> {
             "rpc",
             "webhook",
             "channels",
+            "pusher_app",
         ])
         .collect();
     let mut problems = Vec::new();

@@ -161,6 +161,8 @@ pub struct Settings {
     pub webhooks: Vec<herald_dispatcher::webhooks::WebhookConfig>,
     /// What each channel and user keeps in history.
     pub history: herald_core::history::HistoryPolicy,
+    /// `[[pusher_app]]` tables.
+    pub pusher_apps: herald_core::pusher::PusherApps,
     pub public_url: Option<String>,
     pub users_by_interest: bool,
     /// `None`: the role's default (on for `serve`).
@@ -308,6 +310,8 @@ impl Options {
             channels: file.channels.clone(),
         };
         history.check().map_err(|e| anyhow::anyhow!(e))?;
+        let pusher_apps = herald_core::pusher::PusherApps::new(file.pusher_app.clone())
+            .map_err(|e| anyhow::anyhow!(e))?;
         let file_tail = file
             .file_tail
             .into_iter()
@@ -385,6 +389,7 @@ impl Options {
             rpc_timeout,
             webhooks: file.webhook,
             history,
+            pusher_apps,
             public_url: o.public_url,
             users_by_interest: o.users_by_interest.unwrap_or(true),
             admin: o.admin,

@@ -92,6 +92,9 @@ macro_rules! options {
             /// `[[channels]]` tables: the history of the channels a pattern matches.
             #[serde(default)]
             pub channels: Vec<herald_core::history::policy::ChannelRetention>,
+            /// `[[pusher_app]]` tables: apps Pusher clients and server SDKs use.
+            #[serde(default)]
+            pub pusher_app: Vec<herald_core::pusher::PusherApp>,
         }
 
         impl Options {

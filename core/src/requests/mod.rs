@@ -9,8 +9,7 @@ pub mod serve;
 
 use crate::bus::{failover, Bus, BusError};
 use crate::messages::{
-    CommandReply, EventAccepted, GatewayCommand, NotifyBatchRequest, NotifyRequest, Publisher,
-    Query,
+    CommandReply, EventAccepted, GatewayCommand, NotifyBatchRequest, NotifyRequest, Query,
 };
 use crate::metrics::{HistogramFamily, Metrics, LATENCY_BUCKETS};
 use crate::protocol::notify::Notify;
@@ -152,42 +151,32 @@ impl Requester {
     /// Hands `notify` to a dispatcher as event `id`; returns the id once it was published to
     /// the gateways. Sending the same id again is harmless (gateways deliver it once).
     pub async fn notify(&self, id: &str, notify: &Notify) -> Result<String, HeraldError> {
-        self.notify_from(id, notify, None).await
-    }
-
-    /// [`Requester::notify`] for an event a client published from connection `from`.
-    pub async fn notify_from(
-        &self,
-        id: &str,
-        notify: &Notify,
-        from: Option<Publisher>,
-    ) -> Result<String, HeraldError> {
-        let request = NotifyRequest {
+        self.notify_request(&NotifyRequest {
             id: id.to_string(),
             notify,
-            from,
-        };
-        Ok(self.send(&request).await?.id)
+            from: None,
+            except: None,
+        })
+        .await
     }
 
-    /// Hands `items` (id and notify each) to one dispatcher, which publishes them in order;
-    /// answers each item's id or why it was not published. Sending the same batch again is
-    /// harmless (gateways deliver each id once).
+    /// [`Requester::notify`] with everything a request may say: the publishing client, the
+    /// connection not to deliver to.
+    pub async fn notify_request(
+        &self,
+        request: &NotifyRequest<&Notify>,
+    ) -> Result<String, HeraldError> {
+        Ok(self.send(request).await?.id)
+    }
+
+    /// Hands `items` to one dispatcher, which publishes them in order; answers each item's id
+    /// or why it was not published. Sending the same batch again is harmless (gateways deliver
+    /// each id once).
     pub async fn notify_batch(
         &self,
-        items: &[(String, &Notify)],
+        items: Vec<NotifyRequest<&Notify>>,
     ) -> Result<Vec<Result<String, HeraldError>>, HeraldError> {
-        let request = NotifyBatchRequest {
-            items: items
-                .iter()
-                .map(|(id, notify)| NotifyRequest {
-                    id: id.clone(),
-                    notify: *notify,
-                    from: None,
-                })
-                .collect(),
-        };
-        let replies = self.send(&request).await?;
+        let replies = self.send(&NotifyBatchRequest { items }).await?;
         Ok(replies
             .into_iter()
             .map(|reply| Result::from(reply).map(|accepted: EventAccepted| accepted.id))

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::messages::{EventIds, MAX_BATCH_ITEMS};
+use herald_core::messages::{EventIds, NotifyRequest, MAX_BATCH_ITEMS};
 use herald_core::protocol::notify::Notify;
 use herald_core::{ErrorCode, HeraldError};
 use serde::Deserialize;
@@ -72,8 +72,16 @@ pub(crate) async fn notify_batch(
             invalid,
         ));
     }
-    let items: Vec<(String, &Notify)> = notifies.iter().map(|n| (EventIds::fresh(), n)).collect();
-    let results = match state.requests.notify_batch(&items).await {
+    let items = notifies
+        .iter()
+        .map(|notify| NotifyRequest {
+            id: EventIds::fresh(),
+            notify,
+            from: None,
+            except: None,
+        })
+        .collect();
+    let results = match state.requests.notify_batch(items).await {
         Ok(results) => results,
         Err(e) => {
             state.refused.add(count as i64);

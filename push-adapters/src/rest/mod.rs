@@ -39,6 +39,8 @@ pub struct RestConfig {
     pub max_payload_bytes: usize,
     /// Whether to serve the admin console at `/admin`.
     pub admin: bool,
+    /// Pusher apps whose HTTP API (`/apps/{id}/…`) is served beside REST API v1.
+    pub pusher_apps: herald_core::pusher::PusherApps,
 }
 
 pub(crate) struct RestState {
@@ -70,6 +72,13 @@ pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum:
         ),
     });
     let admin = state.config.admin;
+    let pusher_api = (!state.config.pusher_apps.is_empty()).then(|| {
+        crate::pusher::router(
+            state.requests.clone(),
+            state.config.pusher_apps.clone(),
+            metrics,
+        )
+    });
     // A route layer sees the matched route's pattern.
     let router = routes::router(state.clone())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), timed))
@@ -77,6 +86,10 @@ pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum:
             state,
             auth::limit_failures,
         ));
+    let router = match pusher_api {
+        Some(api) => router.merge(api),
+        None => router,
+    };
     if admin {
         router.merge(admin::router())
     } else {

@@ -1,0 +1,130 @@
+//! Members of Pusher presence channels: a user's first connection in a channel announces it to
+//! the others (`member_added`), its last one leaving — by leave, close or a dead gateway —
+//! announces its going (`member_removed`).
+//!
+//! Like `occupied` / `vacated`, the first and last are decided by counting in KV right after
+//! the change: two connections of one user joining (or leaving) the same channel at the same
+//! instant on two dispatchers may both count the other, and the announcement is then made
+//! twice (clients treat a repeated one as a no-op) or not at all.
+
+use crate::notify::Turns;
+use crate::Context;
+use herald_core::messages::{EventIds, NotifyRequest};
+use herald_core::protocol::notify::{Notify, Targets};
+use herald_core::pusher::{members, ChannelKind, Member};
+use herald_core::subjects::ConnId;
+use herald_core::HeraldError;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Whether `channel` (a Herald name) is a Pusher presence channel.
+pub(crate) fn is_presence(channel: &str) -> bool {
+    herald_core::pusher::pusher_channel(channel)
+        .is_some_and(|(_, name)| ChannelKind::of(&name) == ChannelKind::Presence)
+}
+
+/// `conn` joined the presence `channel` as `member`: recorded, announced if it is the user's
+/// first connection there; answers the members, each user once.
+pub(crate) async fn joined(
+    context: &Arc<Context>,
+    conn: &ConnId,
+    channel: &str,
+    member: Member,
+) -> Result<Vec<Member>, HeraldError> {
+    let all = context
+        .presence
+        .member_joined(conn, channel, &member)
+        .await
+        .map_err(crate::commands::kv_down)?;
+    let connections = all
+        .iter()
+        .filter(|(_, m)| m.user_id == member.user_id)
+        .count();
+    if connections == 1 {
+        let data = json!({"user_id": member.user_id, "user_info": member.user_info});
+        announce(context, channel, members::ADDED, data, Some(conn)).await;
+    }
+    let mut distinct: Vec<Member> = Vec::with_capacity(all.len());
+    for (_, m) in all {
+        if !distinct.iter().any(|d| d.user_id == m.user_id) {
+            distinct.push(m);
+        }
+    }
+    Ok(distinct)
+}
+
+/// `conn` left `channels` (some may be presence channels): forgotten there, and announced
+/// gone where it was the user's last connection.
+pub(crate) async fn left(context: &Arc<Context>, conn: &ConnId, channels: &[String]) {
+    for channel in channels.iter().filter(|c| is_presence(c)) {
+        match context.presence.member_left(conn, channel).await {
+            Ok(Some(member)) => removed_if_gone(context, channel, &member.user_id).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%channel, error = %e, "could not forget a presence member");
+            }
+        }
+    }
+}
+
+/// A gateway died: its connections' members are forgotten and announced gone where they were
+/// their users' last.
+pub(crate) async fn gateway_lost(context: &Arc<Context>, gateway: &str) {
+    let lost = match context.presence.forget_gateway_members(gateway).await {
+        Ok(lost) => lost,
+        Err(e) => {
+            tracing::warn!(%gateway, error = %e, "could not forget a dead gateway's presence members");
+            return;
+        }
+    };
+    let mut announced: Vec<(&str, &str)> = Vec::new();
+    for (channel, member) in &lost {
+        let key = (channel.as_str(), member.user_id.as_str());
+        if !announced.contains(&key) {
+            announced.push(key);
+            removed_if_gone(context, channel, &member.user_id).await;
+        }
+    }
+}
+
+async fn removed_if_gone(context: &Arc<Context>, channel: &str, user_id: &str) {
+    match context.presence.members(channel).await {
+        Ok(rest) if rest.iter().all(|(_, m)| m.user_id != user_id) => {
+            let data = json!({ "user_id": user_id });
+            announce(context, channel, members::REMOVED, data, None).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(%channel, error = %e, "cannot count a presence channel's members: no member_removed");
+        }
+    }
+}
+
+/// Sends the members of `channel` (but `except`) a member event, the way any event goes.
+async fn announce(
+    context: &Arc<Context>,
+    channel: &str,
+    event: &str,
+    data: serde_json::Value,
+    except: Option<&ConnId>,
+) {
+    let notify = Notify {
+        event: event.to_string(),
+        targets: Targets {
+            channels: vec![channel.to_string()],
+            ..Default::default()
+        },
+        payload: serde_json::value::to_raw_value(&data)
+            .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
+    };
+    let request = NotifyRequest {
+        id: EventIds::fresh(),
+        notify,
+        from: None,
+        except: except.map(ConnId::to_string),
+    };
+    let turns = Turns::take(context);
+    if let Err(e) = crate::notify::publish(context.clone(), request, turns).await {
+        tracing::warn!(%channel, event, error = %e.message, "could not announce a presence change");
+    }
+}

@@ -1,0 +1,647 @@
+//! The Pusher Channels protocol (version 7) at `/app/{key}`: Pusher frames in, the dispatcher
+//! commands `/ws` sends out, Pusher frames back.
+//!
+//! A Pusher connection is anonymous: it subscribes to channels with the authorization the
+//! app's backend signed, checked here against the app's secret. Each subscription is a join of
+//! the app's Herald channel (see [`herald_core::pusher`]) under the connection's Pusher user:
+//! the presence member's `user_id`, else the signed-in user's id, else the `socket_id`.
+
+use crate::outbox::CloseReason;
+use crate::publish::PublishBucket;
+use crate::registry::Connection;
+use crate::{session, Shared};
+use axum::extract::ws::Utf8Bytes;
+use herald_core::history::Target;
+use herald_core::messages::{CommandReply, GatewayCommand, NotifyRequest, Publisher};
+use herald_core::protocol::notify::{Notify, Targets};
+use herald_core::pusher::{self, ChannelKind, Frame, Member, PusherApp};
+use herald_core::{ErrorCode, HeraldError};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Seconds of silence after which a client pings (Pusher's default).
+const ACTIVITY_TIMEOUT_SECS: u64 = 120;
+
+/// The protocol versions spoken (pusher-js 8 speaks 7).
+const PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;
+
+/// Why a connection is refused before it starts, as Pusher says it.
+pub(crate) struct Refusal {
+    code: u16,
+    message: String,
+}
+
+/// Checks the `/app/{key}` request: a known app key and a protocol version spoken.
+pub(crate) fn admit(
+    shared: &Shared,
+    key: &str,
+    protocol: Option<&str>,
+) -> Result<Arc<PusherApp>, Refusal> {
+    let Some(app) = shared.config.pusher_apps.by_key(key) else {
+        return Err(Refusal {
+            code: 4001,
+            message: format!(
+                "App key {:?} does not exist on this server; check the key the client uses",
+                herald_core::protocol::excerpt(key)
+            ),
+        });
+    };
+    match protocol.map(str::parse::<u32>) {
+        None => {}
+        Some(Ok(version)) if PROTOCOLS.contains(&version) => {}
+        Some(_) => {
+            return Err(Refusal {
+                code: 4007,
+                message: format!(
+                    "Unsupported protocol version; this server speaks versions {} to {}",
+                    PROTOCOLS.start(),
+                    PROTOCOLS.end()
+                ),
+            })
+        }
+    }
+    Ok(app.clone())
+}
+
+impl Refusal {
+    /// The `pusher:error` frame and the close that end a refused connection.
+    pub(crate) fn frames(&self) -> (String, u16) {
+        (error_frame(Some(self.code), &self.message), self.code)
+    }
+}
+
+/// A Herald close as a Pusher client understands it: 4200 reconnect at once (server going
+/// away), 4201 pong not received, 4100 over capacity (slow consumer: back off), 4009
+/// terminated by the backend; others as they are.
+pub(crate) fn close_reason(reason: CloseReason) -> CloseReason {
+    match reason {
+        CloseReason::GOING_AWAY => CloseReason {
+            code: 4200,
+            reason: "server shutting down: reconnect",
+        },
+        CloseReason::HEARTBEAT_TIMEOUT => CloseReason {
+            code: 4201,
+            reason: "pong reply not received",
+        },
+        CloseReason::SLOW_CONSUMER => CloseReason {
+            code: 4100,
+            reason: "over capacity: send queue full",
+        },
+        CloseReason::DISCONNECTED_BY_BACKEND => CloseReason {
+            code: 4009,
+            reason: "connection terminated by the backend",
+        },
+        other => other,
+    }
+}
+
+/// One subscription: the Herald channel, and the user its membership is recorded under.
+struct Subscription {
+    herald: String,
+    user: String,
+    kind: ChannelKind,
+}
+
+/// What one Pusher connection has established.
+pub(crate) struct PusherSession {
+    app: Arc<PusherApp>,
+    socket_id: String,
+    subscriptions: HashMap<String, Subscription>,
+    /// The signed-in user's id.
+    user: Option<String>,
+    client_events: PublishBucket,
+}
+
+/// A client frame: `{"event","channel"?,"data"?}`; `data` may be an object or a string of JSON.
+#[derive(Deserialize)]
+struct ClientFrame {
+    event: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct SubscribeData {
+    channel: String,
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    channel_data: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UnsubscribeData {
+    channel: String,
+}
+
+#[derive(Deserialize)]
+struct SigninData {
+    auth: String,
+    user_data: String,
+}
+
+impl PusherSession {
+    /// A session for `connection` of `app`.
+    pub(crate) fn new(app: Arc<PusherApp>, connection: &Connection) -> Self {
+        let rate = app.client_events_per_sec;
+        PusherSession {
+            socket_id: pusher::socket_id(&connection.id),
+            app,
+            subscriptions: HashMap::new(),
+            user: None,
+            client_events: PublishBucket::new(rate),
+        }
+    }
+
+    /// `pusher:connection_established`, the first frame.
+    pub(crate) fn established(&self) -> String {
+        let data = json!({"socket_id": self.socket_id, "activity_timeout": ACTIVITY_TIMEOUT_SECS});
+        text_frame("pusher:connection_established", None, &data.to_string())
+    }
+
+    /// Handles one client frame; answers the frames to send back.
+    pub(crate) async fn handle(
+        &mut self,
+        shared: &Shared,
+        connection: &Arc<Connection>,
+        text: &str,
+    ) -> Vec<String> {
+        connection.seen();
+        if text.len() > shared.config.max_frame_bytes {
+            return vec![error_frame(
+                None,
+                &format!(
+                    "frame of {} bytes exceeds the limit of {} bytes",
+                    text.len(),
+                    shared.config.max_frame_bytes
+                ),
+            )];
+        }
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                return vec![error_frame(
+                    None,
+                    &format!(
+                        "malformed frame: {e}; send {{\"event\":…,\"data\":…}} JSON text frames"
+                    ),
+                )]
+            }
+        };
+        match frame.event.as_str() {
+            "pusher:ping" => vec![text_frame("pusher:pong", None, "{}")],
+            "pusher:pong" => Vec::new(),
+            "pusher:subscribe" => match data::<SubscribeData>(&frame) {
+                Ok(data) => vec![self.subscribe(shared, connection, data).await],
+                Err(message) => vec![error_frame(None, &message)],
+            },
+            "pusher:unsubscribe" => match data::<UnsubscribeData>(&frame) {
+                Ok(data) => {
+                    self.unsubscribe(shared, connection, &data.channel).await;
+                    Vec::new()
+                }
+                Err(message) => vec![error_frame(None, &message)],
+            },
+            "pusher:signin" => match data::<SigninData>(&frame) {
+                Ok(data) => vec![self.sign_in(shared, connection, data).await],
+                Err(message) => vec![error_frame(None, &message)],
+            },
+            name if name.starts_with("client-") => self
+                .client_event(shared, connection, frame)
+                .await
+                .err()
+                .into_iter()
+                .collect(),
+            name => vec![error_frame(
+                None,
+                &format!(
+                    "unknown event {:?}: clients send pusher:subscribe, pusher:unsubscribe, \
+                     pusher:signin, pusher:ping or client- events",
+                    herald_core::protocol::excerpt(name)
+                ),
+            )],
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        shared: &Shared,
+        connection: &Arc<Connection>,
+        data: SubscribeData,
+    ) -> String {
+        let channel = data.channel.clone();
+        match self.join(shared, connection, data).await {
+            Ok(succeeded) => succeeded,
+            Err((status, kind, message)) => {
+                let data = json!({"type": kind, "error": message, "status": status});
+                let data = serde_json::value::to_raw_value(&data)
+                    .unwrap_or_else(|_| pusher::json_string(&message));
+                Frame {
+                    event: "pusher:subscription_error",
+                    channel: Some(&channel),
+                    data: &data,
+                    user_id: None,
+                }
+                .encode()
+            }
+        }
+    }
+
+    /// Subscribes, answering `subscription_succeeded`, or why not as (status, type, message).
+    async fn join(
+        &mut self,
+        shared: &Shared,
+        connection: &Arc<Connection>,
+        data: SubscribeData,
+    ) -> Result<String, (u16, &'static str, String)> {
+        let channel = data.channel;
+        let herald = pusher::herald_channel(&self.app.id, &channel)
+            .map_err(|e| (400, "InvalidChannel", e))?;
+        let kind = ChannelKind::of(&channel);
+        if kind == ChannelKind::User {
+            return Err((
+                403,
+                "AuthError",
+                "a user's channel is not subscribed to: sign in (pusher:signin) instead".into(),
+            ));
+        }
+        let member = self.authorize(&channel, kind, &data.auth, &data.channel_data)?;
+        if !self.subscriptions.contains_key(&channel) {
+            let limit = shared.config.max_channels_per_connection;
+            if self.subscriptions.len() >= limit {
+                return Err((
+                    403,
+                    "LimitReached",
+                    format!("this connection has subscribed to {limit} channels, the most one may"),
+                ));
+            }
+        }
+        let user = match &member {
+            Some(member) => member.user_id.clone(),
+            None => self.user.clone().unwrap_or_else(|| self.socket_id.clone()),
+        };
+        let members = self
+            .record_join(shared, connection, &herald, &user, member)
+            .await
+            .map_err(|e| (status_of(&e), "ServerError", e.message))?;
+        self.subscriptions
+            .entry(channel.clone())
+            .or_insert(Subscription { herald, user, kind });
+        let data = match members {
+            Some(members) => {
+                let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+                let hash: serde_json::Map<String, serde_json::Value> = members
+                    .iter()
+                    .map(|m| (m.user_id.clone(), m.user_info.clone()))
+                    .collect();
+                json!({"presence": {"ids": ids, "hash": hash, "count": ids.len()}})
+            }
+            None => json!({}),
+        };
+        Ok(text_frame(
+            "pusher_internal:subscription_succeeded",
+            Some(&channel),
+            &data.to_string(),
+        ))
+    }
+
+    /// Checks a private or presence channel's authorization; answers the presence member.
+    fn authorize(
+        &self,
+        channel: &str,
+        kind: ChannelKind,
+        auth: &Option<String>,
+        channel_data: &Option<String>,
+    ) -> Result<Option<Member>, (u16, &'static str, String)> {
+        if !kind.needs_auth() {
+            return Ok(None);
+        }
+        let unauthorized = |why: &str| {
+            (
+                401,
+                "AuthError",
+                format!("{why}; the backend signs `<socket_id>:<channel>` with the app secret"),
+            )
+        };
+        let Some(auth) = auth.as_deref().filter(|a| !a.is_empty()) else {
+            return Err(unauthorized("this channel needs an `auth` signature"));
+        };
+        let mut signed = format!("{}:{channel}", self.socket_id);
+        if kind == ChannelKind::Presence {
+            let Some(channel_data) = channel_data else {
+                return Err((
+                    400,
+                    "AuthError",
+                    "a presence channel needs `channel_data` with a `user_id`".into(),
+                ));
+            };
+            signed = format!("{signed}:{channel_data}");
+            if !pusher::authorizes(&self.app, auth, &signed) {
+                return Err(unauthorized("invalid signature"));
+            }
+            return member_of(channel_data)
+                .map(Some)
+                .map_err(|e| (400, "AuthError", e));
+        }
+        if !pusher::authorizes(&self.app, auth, &signed) {
+            return Err(unauthorized("invalid signature"));
+        }
+        Ok(None)
+    }
+
+    /// Joins `herald` in KV (once per connection), then here; answers a presence channel's
+    /// members.
+    async fn record_join(
+        &self,
+        shared: &Shared,
+        connection: &Arc<Connection>,
+        herald: &str,
+        user: &str,
+        member: Option<Member>,
+    ) -> Result<Option<Vec<Member>>, HeraldError> {
+        let join = GatewayCommand::Join {
+            conn: connection.id_text.clone(),
+            user: user.to_string(),
+            grants: vec![herald.to_string()],
+            channel: herald.to_string(),
+            member,
+        };
+        let members = match session::command(shared, &join).await? {
+            CommandReply::Members { members } => Some(members),
+            _ => None,
+        };
+        let already = self.subscriptions.values().any(|s| s.herald == herald);
+        if !already {
+            let target = Target::Channel(herald.to_string());
+            if let Err(e) = shared.interest.hold(&target).await {
+                shared.interest.release(&target);
+                return Err(e);
+            }
+            shared.registry.join(connection, herald);
+        }
+        Ok(members)
+    }
+
+    async fn unsubscribe(&mut self, shared: &Shared, connection: &Arc<Connection>, channel: &str) {
+        let Some(subscription) = self.subscriptions.remove(channel) else {
+            return;
+        };
+        let leave = GatewayCommand::Leave {
+            conn: connection.id_text.clone(),
+            user: subscription.user,
+            channel: subscription.herald.clone(),
+        };
+        if let Err(e) = session::command(shared, &leave).await {
+            tracing::warn!(conn = %connection.id_text, error = %e.message, "unsubscribe not recorded");
+        }
+        shared
+            .registry
+            .leave(connection.id.local, &subscription.herald);
+        shared
+            .interest
+            .release(&Target::Channel(subscription.herald));
+    }
+
+    /// `pusher:signin`: checks `<socket_id>::user::<user_data>`, then subscribes the connection
+    /// to the user's own channel.
+    async fn sign_in(
+        &mut self,
+        shared: &Shared,
+        connection: &Arc<Connection>,
+        data: SigninData,
+    ) -> String {
+        let signed = format!("{}::user::{}", self.socket_id, data.user_data);
+        if !pusher::authorizes(&self.app, &data.auth, &signed) {
+            return error_frame(
+                Some(4009),
+                "sign-in refused: invalid signature; the backend signs \
+                 `<socket_id>::user::<user_data>` with the app secret",
+            );
+        }
+        let id = serde_json::from_str::<serde_json::Value>(&data.user_data)
+            .ok()
+            .and_then(|user| match &user["id"] {
+                serde_json::Value::String(id) if !id.is_empty() => Some(id.clone()),
+                _ => None,
+            });
+        let Some(id) = id else {
+            return error_frame(
+                Some(4009),
+                "sign-in refused: `user_data` must be a JSON object with a non-empty string `id`",
+            );
+        };
+        let channel = format!("{}{id}", pusher::USER_CHANNEL_PREFIX);
+        let herald = match pusher::herald_channel(&self.app.id, &channel) {
+            Ok(herald) => herald,
+            Err(e) => return error_frame(Some(4009), &format!("sign-in refused: {e}")),
+        };
+        if self.user.as_deref() != Some(id.as_str()) {
+            if let Err(e) = self
+                .record_join(shared, connection, &herald, &id, None)
+                .await
+            {
+                return error_frame(None, &format!("sign-in failed, try again: {}", e.message));
+            }
+            self.subscriptions.insert(
+                channel,
+                Subscription {
+                    herald,
+                    user: id.clone(),
+                    kind: ChannelKind::User,
+                },
+            );
+            shared
+                .registry
+                .identify(connection, &pusher::user_name(&self.app.id, &id));
+            self.user = Some(id);
+        }
+        let data = json!({"user_data": data.user_data});
+        text_frame("pusher:signin_success", None, &data.to_string())
+    }
+
+    /// A `client-` event: sent to the channel's other members through a dispatcher, which
+    /// checks the membership again in KV.
+    async fn client_event(
+        &mut self,
+        shared: &Shared,
+        connection: &Arc<Connection>,
+        frame: ClientFrame,
+    ) -> Result<(), String> {
+        let refused = |message: &str| error_frame(None, message);
+        let channel = frame.channel.as_deref().unwrap_or_default();
+        let Some(subscription) = self.subscriptions.get(channel) else {
+            return Err(refused(&format!(
+                "client event refused: not subscribed to {:?}",
+                herald_core::protocol::excerpt(channel)
+            )));
+        };
+        if !subscription.kind.allows_client_events() {
+            return Err(refused(
+                "client event refused: client events go on private and presence channels only",
+            ));
+        }
+        if frame.event.len() > pusher::MAX_EVENT_NAME_LEN {
+            return Err(refused(&format!(
+                "client event refused: event names have at most {} characters",
+                pusher::MAX_EVENT_NAME_LEN
+            )));
+        }
+        let data = frame.data.unwrap_or_else(|| pusher::json_string("{}"));
+        if data.get().len() > self.app.max_event_bytes {
+            return Err(refused(&format!(
+                "client event refused: data of {} bytes exceeds the limit of {} bytes",
+                data.get().len(),
+                self.app.max_event_bytes
+            )));
+        }
+        if self
+            .client_events
+            .take(self.app.client_events_per_sec)
+            .is_err()
+        {
+            return Err(error_frame(
+                Some(4301),
+                &format!(
+                    "client event rejected due to rate limit: at most {} per second",
+                    self.app.client_events_per_sec
+                ),
+            ));
+        }
+        let user_id = (subscription.kind == ChannelKind::Presence)
+            .then_some(std::borrow::Cow::Borrowed(subscription.user.as_str()));
+        let envelope = pusher::Envelope {
+            name: std::borrow::Cow::Borrowed(&frame.event),
+            data: &data,
+            user_id,
+        };
+        let notify = Notify {
+            event: pusher::EVENT.to_string(),
+            targets: Targets {
+                channels: vec![subscription.herald.clone()],
+                ..Default::default()
+            },
+            payload: serde_json::value::to_raw_value(&envelope)
+                .map_err(|e| refused(&e.to_string()))?,
+        };
+        let request = NotifyRequest {
+            id: herald_core::messages::EventIds::fresh(),
+            notify: &notify,
+            from: Some(Publisher {
+                user: subscription.user.clone(),
+                conn: connection.id_text.clone(),
+            }),
+            except: None,
+        };
+        shared
+            .requests
+            .notify_request(&request)
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(&format!("client event not sent: {}", e.message)))
+    }
+
+    /// Forgets a connection that closed, here and in KV.
+    pub(crate) fn close(self, shared: &Shared, connection: &Connection, reason: &str) {
+        let channels: Vec<String> = self
+            .subscriptions
+            .values()
+            .map(|s| s.herald.clone())
+            .collect();
+        let user = self
+            .user
+            .as_ref()
+            .map(|id| pusher::user_name(&self.app.id, id));
+        shared
+            .registry
+            .remove(connection.id.local, user.as_deref(), &channels);
+        for channel in &channels {
+            shared.interest.release(&Target::Channel(channel.clone()));
+        }
+        shared.metrics.connections.dec();
+        if shared.shutdown.is_cancelled() || channels.is_empty() {
+            return;
+        }
+        shared.close_reports.report(GatewayCommand::Closed {
+            conn: connection.id_text.clone(),
+            user: Some(self.socket_id),
+            channels,
+            reason: reason.to_string(),
+        });
+    }
+}
+
+/// A frame's `data` as `T`, whether sent as an object or as a string of JSON.
+fn data<T: serde::de::DeserializeOwned>(frame: &ClientFrame) -> Result<T, String> {
+    let Some(raw) = &frame.data else {
+        return Err(format!("{} needs `data`", frame.event));
+    };
+    let parsed = match serde_json::from_str::<String>(raw.get()) {
+        Ok(text) => serde_json::from_str(&text),
+        Err(_) => serde_json::from_str(raw.get()),
+    };
+    parsed.map_err(|e| format!("{}: malformed `data`: {e}", frame.event))
+}
+
+/// The presence member a `channel_data` names: `user_id` a string or a number.
+fn member_of(channel_data: &str) -> Result<Member, String> {
+    let value: serde_json::Value = serde_json::from_str(channel_data)
+        .map_err(|e| format!("`channel_data` is not JSON: {e}"))?;
+    let user_id = match &value["user_id"] {
+        serde_json::Value::String(id) if !id.is_empty() => id.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return Err("`channel_data` needs a non-empty `user_id`".into()),
+    };
+    Ok(Member {
+        user_id,
+        user_info: value["user_info"].clone(),
+    })
+}
+
+fn status_of(error: &HeraldError) -> u16 {
+    match error.code {
+        ErrorCode::Forbidden => 403,
+        ErrorCode::BadRequest => 400,
+        ErrorCode::Unavailable => 503,
+        _ => 500,
+    }
+}
+
+/// A server frame whose `data` is `data_json` sent as a string, as Pusher sends them.
+fn text_frame(event: &str, channel: Option<&str>, data_json: &str) -> String {
+    let data = pusher::json_string(data_json);
+    Frame {
+        event,
+        channel,
+        data: &data,
+        user_id: None,
+    }
+    .encode()
+}
+
+/// `pusher:error`: `{"code","message"}` (code `null` when the connection goes on as usual).
+pub(crate) fn error_frame(code: Option<u16>, message: &str) -> String {
+    let data = serde_json::value::to_raw_value(&json!({"code": code, "message": message}))
+        .unwrap_or_else(|_| pusher::json_string(message));
+    Frame {
+        event: "pusher:error",
+        channel: None,
+        data: &data,
+        user_id: None,
+    }
+    .encode()
+}
+
+/// The frames a Pusher connection gets for an event that reached it through `channels`
+/// (Herald names), one per channel, as Pusher sends one per subscription.
+pub(crate) fn event_frames(channels: &[String], event: &str, payload: &RawValue) -> Vec<Utf8Bytes> {
+    channels
+        .iter()
+        .filter_map(|herald| pusher::pusher_channel(herald))
+        .map(|(_, channel)| Utf8Bytes::from(pusher::event_frame(&channel, event, payload)))
+        .collect()
+}
