@@ -264,10 +264,18 @@ impl PusherSession {
             .map_err(|e| (400, "InvalidChannel", e))?;
         let kind = ChannelKind::of(&channel);
         if kind == ChannelKind::User {
-            return Err((
-                403,
-                "AuthError",
-                "a user's channel is not subscribed to: sign in (pusher:signin) instead".into(),
+            // Signing in subscribed the connection already; clients then subscribe again.
+            if !self.subscriptions.contains_key(&channel) {
+                return Err((
+                    403,
+                    "AuthError",
+                    "a user's channel is only for that user: sign in (pusher:signin) first".into(),
+                ));
+            }
+            return Ok(text_frame(
+                "pusher_internal:subscription_succeeded",
+                Some(&channel),
+                "{}",
             ));
         }
         let member = self.authorize(&channel, kind, &data.auth, &data.channel_data)?;
