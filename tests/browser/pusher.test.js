@@ -24,8 +24,8 @@ describe("Pusher protocol", { skip: !!skip }, () => {
 
   before(async () => {
     const config = ["--config", pusherConfig()];
+    backend = await startAuthBackend();
     cluster = await startCluster("pusher", { gateways: 2, gatewayArgs: config, restArgs: config });
-    backend = await startAuthBackend(cluster.restUrl);
     sdk = serverSdk(cluster.restUrl);
   });
 

@@ -35,8 +35,9 @@ export function serverSdk(restUrl, app = APPS[0]) {
  * refused with 403; `POST /pusher/user-auth` signs a sign-in. `GET /page` is a blank page of this origin
  * loading pusher-js and Laravel Echo, for the browser test.
  */
-export async function startAuthBackend(restUrl, app = APPS[0]) {
-  const sdk = serverSdk(restUrl, app);
+export async function startAuthBackend(app = APPS[0]) {
+  // Signing is local: the SDK never calls this URL here.
+  const sdk = serverSdk("http://127.0.0.1:1", app);
   const require = createRequire(import.meta.url);
   const pusherJs = readFileSync(join(dirname(require.resolve("pusher-js")), "../web/pusher.min.js"));
   const echoJs = readFileSync(join(dirname(require.resolve("laravel-echo")), "echo.iife.js"));
