@@ -30,6 +30,8 @@ install_missing() {
   HERALD_NATS_SERVER="$(scripts/ensure-nats.sh)"
   export HERALD_NATS_SERVER
   echo "nats-server: $HERALD_NATS_SERVER ($("$HERALD_NATS_SERVER" --version))"
+  HERALD_PUSHER_PYTHON="$(scripts/ensure-pusher-sdk.sh)" # Pusher's Python SDK, for tests/pusher.rs
+  export HERALD_PUSHER_PYTHON
 }
 
 say "checking what is installed"

@@ -64,6 +64,11 @@ pub fn router(requests: Requester, apps: PusherApps, metrics: &Metrics) -> Route
             "/apps/{app}/users/{user}/terminate_connections",
             post(terminate_connections),
         )
+        // Pusher's Python SDK (3.3) posts here, without the app: its signature's key names it.
+        .route(
+            "/users/{user}/terminate_connections",
+            post(terminate_connections_by_key),
+        )
         .with_state(state)
 }
 
@@ -480,11 +485,38 @@ async fn terminate_connections(
     body: Body,
 ) -> Result<Json<serde_json::Value>, Refused> {
     let call = read_call(method, uri, query, body, BODY_OVERHEAD).await?;
-    let app = call.authenticate(&state, &app)?;
+    terminate(&state, &call, &app, &user).await
+}
+
+/// `POST /users/{user}/terminate_connections`, the app named by the signature's `auth_key`.
+async fn terminate_connections_by_key(
+    State(state): State<Arc<PusherState>>,
+    Path(user): Path<String>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Json<serde_json::Value>, Refused> {
+    let call = read_call(method, uri, query, body, BODY_OVERHEAD).await?;
+    let key = call.param("auth_key").unwrap_or_default();
+    let Some(app) = state.apps.by_key(&key) else {
+        return Err(Refused(StatusCode::UNAUTHORIZED, "Unknown auth_key".into()));
+    };
+    let app = app.id.clone();
+    terminate(&state, &call, &app, &user).await
+}
+
+async fn terminate(
+    state: &PusherState,
+    call: &Call,
+    app: &str,
+    user: &str,
+) -> Result<Json<serde_json::Value>, Refused> {
+    let app = call.authenticate(state, app)?;
     state
         .requests
         .query(&Query::DisconnectUser {
-            user: pusher::user_name(&app.id, &user),
+            user: pusher::user_name(&app.id, user),
         })
         .await?;
     Ok(Json(json!({})))
