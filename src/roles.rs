@@ -337,7 +337,18 @@ async fn lifecycle(
     client: Option<&async_nats::Client>,
 ) -> anyhow::Result<herald_dispatcher::lifecycle::Lifecycle> {
     use herald_dispatcher::lifecycle::Lifecycle;
-    if settings.webhooks.is_empty() && !settings.lifecycle_events {
+    use herald_dispatcher::webhooks::WebhookConfig;
+    let pusher_hooks = settings
+        .pusher_apps
+        .iter()
+        .filter_map(|app| WebhookConfig::pusher(app));
+    let webhooks: Vec<WebhookConfig> = settings
+        .webhooks
+        .iter()
+        .cloned()
+        .chain(pusher_hooks)
+        .collect();
+    if webhooks.is_empty() && !settings.lifecycle_events {
         return Ok(Lifecycle::off());
     }
     let log: Arc<dyn herald_core::event_log::EventLog> = match client {
@@ -347,11 +358,7 @@ async fn lifecycle(
         ),
         None => Arc::new(herald_core::event_log::MemoryEventLog::new()),
     };
-    Ok(Lifecycle::new(
-        log,
-        settings.webhooks.clone(),
-        settings.lifecycle_events,
-    ))
+    Ok(Lifecycle::new(log, webhooks, settings.lifecycle_events))
 }
 
 fn gateway_config(settings: &Settings, demo: bool) -> herald_gateway::GatewayConfig {

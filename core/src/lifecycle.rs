@@ -25,11 +25,17 @@ pub enum Kind {
     Vacated,
     /// A gateway stopped heartbeating; its connections (`conns`) are gone.
     GatewayLost,
+    /// A user's first connection subscribed to a Pusher presence channel.
+    MemberAdded,
+    /// A user's last connection left a Pusher presence channel.
+    MemberRemoved,
+    /// A Pusher client sent a `client-` event (`event`, `data`).
+    ClientEvent,
 }
 
 impl Kind {
     /// Every kind, in documentation order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Connect,
         Kind::Disconnect,
         Kind::Join,
@@ -39,6 +45,9 @@ impl Kind {
         Kind::Occupied,
         Kind::Vacated,
         Kind::GatewayLost,
+        Kind::MemberAdded,
+        Kind::MemberRemoved,
+        Kind::ClientEvent,
     ];
 
     /// The name on the wire and in configuration.
@@ -53,6 +62,9 @@ impl Kind {
             Kind::Occupied => "occupied",
             Kind::Vacated => "vacated",
             Kind::GatewayLost => "gateway_lost",
+            Kind::MemberAdded => "member_added",
+            Kind::MemberRemoved => "member_removed",
+            Kind::ClientEvent => "client_event",
         }
     }
 
@@ -96,6 +108,12 @@ pub struct LifecycleEvent {
     /// The connections it held (`gateway_lost`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conns: Option<Vec<String>>,
+    /// The client event's name (`client_event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The client event's data, as the client sent it (`client_event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl LifecycleEvent {
@@ -118,6 +136,8 @@ impl LifecycleEvent {
             reason: None,
             gateway: None,
             conns: None,
+            event: None,
+            data: None,
         }
     }
 

@@ -28,6 +28,10 @@ pub struct PusherApp {
     /// Client events one connection may send per second.
     #[serde(default = "default_client_events_per_sec")]
     pub client_events_per_sec: u32,
+    /// Where Pusher-format webhooks go (`channel_occupied`, `channel_vacated`, `member_added`,
+    /// `member_removed`, `client_event`), signed with `secret`.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 fn default_max_event_bytes() -> usize {
@@ -78,6 +82,10 @@ impl PusherApp {
         }
         if self.client_events_per_sec == 0 {
             return Err("`client_events_per_sec` must be positive".into());
+        }
+        if let Some(url) = &self.webhook_url {
+            crate::signature::check_endpoint(url, &self.secret)
+                .map_err(|e| e.replace("`url`", "`webhook_url`"))?;
         }
         Ok(())
     }
@@ -442,6 +450,7 @@ mod tests {
             secret: "7ad3773142a6692b25b8".into(),
             max_event_bytes: 10240,
             client_events_per_sec: 10,
+            webhook_url: None,
         };
         let text = "1234.1234:private-foobar";
         let expected = "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";

@@ -179,6 +179,16 @@ pub fn member_key(channel: &str, conn: &ConnId) -> String {
     )
 }
 
+/// KV key saying `user_id` is among the members of the Pusher presence `channel`: created by
+/// the user's first connection there (whoever creates it announces the user), deleted with the
+/// last. The user id (any text) is hashed into the key.
+pub fn presence_user_key(channel: &str, user_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(user_id.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("puser.{}.{hex}", key_token(channel))
+}
+
 /// Filter matching every member of the Pusher presence `channel`.
 pub fn member_filter(channel: &str) -> String {
     format!("pmem.{}.*.*", key_token(channel))

@@ -146,6 +146,33 @@ pub(crate) async fn gateway_lost(context: &Context, gateway: &str, lost: &[LostC
     }
 }
 
+/// A Pusher presence channel gained (`MemberAdded`) or lost (`MemberRemoved`) a user.
+pub(crate) async fn member(context: &Context, kind: Kind, channel: &str, user_id: &str) {
+    append(
+        context,
+        LifecycleEvent::new(kind).channel(channel).user(user_id),
+    )
+    .await;
+}
+
+/// A Pusher client sent `event` with `data` on `channel` from `conn` (as `user_id` on a
+/// presence channel).
+pub(crate) async fn client_event(
+    context: &Context,
+    (channel, conn): (&str, &str),
+    event: &str,
+    data: serde_json::Value,
+    user_id: Option<&str>,
+) {
+    let mut client_event = LifecycleEvent::new(Kind::ClientEvent)
+        .channel(channel)
+        .conn(conn);
+    client_event.user = user_id.map(str::to_string);
+    client_event.event = Some(event.to_string());
+    client_event.data = Some(data);
+    append(context, client_event).await;
+}
+
 async fn vacated_if_empty(context: &Context, channel: &str) {
     if wants(context, Kind::Vacated) && members(context, channel).await == Some(0) {
         append(context, LifecycleEvent::new(Kind::Vacated).channel(channel)).await;

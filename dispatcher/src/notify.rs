@@ -11,6 +11,7 @@ use herald_core::messages::{
 };
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::protocol::Positions;
+use herald_core::pusher;
 use herald_core::requests::Reply;
 use herald_core::subjects::{self, ConnId};
 use herald_core::{ErrorCode, HeraldError};
@@ -74,11 +75,52 @@ pub(crate) async fn client_published(
     context: Arc<Context>,
     request: NotifyRequest<Notify>,
 ) -> Result<EventAccepted, HeraldError> {
-    let result = match member_publishing(&context, &request).await {
-        Ok(()) => deliver(&context, request, Turns::take(&context)).await,
-        Err(e) => Err(e),
-    };
+    if let Err(e) = member_publishing(&context, &request).await {
+        return counted(&context, Err(e));
+    }
+    let client_event = PusherClientEvent::of(&request);
+    let result = deliver(&context, request, Turns::take(&context)).await;
+    if let (Ok(_), Some(sent)) = (&result, client_event) {
+        let at = (sent.channel.as_str(), sent.socket_id.as_str());
+        crate::lifecycle::client_event(
+            &context,
+            at,
+            &sent.name,
+            sent.data,
+            sent.user_id.as_deref(),
+        )
+        .await;
+    }
     counted(&context, result)
+}
+
+/// What the `client_event` lifecycle event says of a Pusher client's event.
+struct PusherClientEvent {
+    channel: String,
+    socket_id: String,
+    name: String,
+    data: serde_json::Value,
+    user_id: Option<String>,
+}
+
+impl PusherClientEvent {
+    /// The client event `request` carries; `None` for other publishes.
+    fn of(request: &NotifyRequest<Notify>) -> Option<PusherClientEvent> {
+        let notify = &request.notify;
+        let channel = notify.targets.channels.first()?;
+        if notify.event != pusher::EVENT || pusher::pusher_channel(channel).is_none() {
+            return None;
+        }
+        let envelope: pusher::Envelope = serde_json::from_str(notify.payload.get()).ok()?;
+        let conn = ConnId::parse(&request.from.as_ref()?.conn)?;
+        Some(PusherClientEvent {
+            channel: channel.clone(),
+            socket_id: pusher::socket_id(&conn),
+            name: envelope.name.into_owned(),
+            data: serde_json::from_str(envelope.data.get()).unwrap_or_default(),
+            user_id: envelope.user_id.map(|u| u.into_owned()),
+        })
+    }
 }
 
 async fn member_publishing(

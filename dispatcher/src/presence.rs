@@ -189,19 +189,41 @@ impl Presence {
         Ok(lost)
     }
 
-    /// Records who `conn` is among the members of the Pusher presence `channel`, and answers
-    /// every member now (each connection's, so the caller can tell a user's first).
+    /// Records who `conn` is among the members of the Pusher presence `channel`; answers every
+    /// member now (one per connection) and whether this made the user a member: exactly one of
+    /// several connections of a user joining at once is told so.
     pub async fn member_joined(
         &self,
         conn: &ConnId,
         channel: &str,
         member: &Member,
-    ) -> Result<Vec<(ConnId, Member)>, KvError> {
+    ) -> Result<(Vec<(ConnId, Member)>, bool), KvError> {
         let value = serde_json::to_vec(member).unwrap_or_default();
         self.kv
             .put(&subjects::member_key(channel, conn), Bytes::from(value))
             .await?;
-        self.members(channel).await
+        let user = subjects::presence_user_key(channel, &member.user_id);
+        let first = self.kv.create(&user, Bytes::new()).await?;
+        Ok((self.members(channel).await?, first))
+    }
+
+    /// After a connection of `user_id` left `channel`: whether the user is gone from it now.
+    /// The user's record is deleted with its last connection; should a connection of the user
+    /// have joined meanwhile (and, finding the record, not announced itself), the user stays.
+    pub async fn member_gone(&self, channel: &str, user_id: &str) -> Result<bool, KvError> {
+        let connections =
+            |all: Vec<(ConnId, Member)>| all.iter().filter(|(_, m)| m.user_id == user_id).count();
+        if connections(self.members(channel).await?) > 0 {
+            return Ok(false);
+        }
+        let user = subjects::presence_user_key(channel, user_id);
+        self.kv.delete(&user).await?;
+        if connections(self.members(channel).await?) > 0 {
+            // Back already: keep the record (unless its new connection made it again).
+            self.kv.create(&user, Bytes::new()).await?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Forgets `conn` among the members of `channel`; answers who it was there, if anyone.

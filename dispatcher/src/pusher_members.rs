@@ -2,13 +2,14 @@
 //! the others (`member_added`), its last one leaving — by leave, close or a dead gateway —
 //! announces its going (`member_removed`).
 //!
-//! Like `occupied` / `vacated`, the first and last are decided by counting in KV right after
-//! the change: two connections of one user joining (or leaving) the same channel at the same
-//! instant on two dispatchers may both count the other, and the announcement is then made
-//! twice (clients treat a repeated one as a no-op) or not at all.
+//! A user's membership is a KV record created by its first connection: of several connections
+//! joining at once, on any dispatchers, exactly one creates it and announces the user. The last
+//! connection to leave deletes it and announces the user gone; two leaving at the same instant
+//! on two dispatchers may both announce it (clients ignore the repeat).
 
 use crate::notify::Turns;
 use crate::Context;
+use herald_core::lifecycle::Kind;
 use herald_core::messages::{EventIds, NotifyRequest};
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::pusher::{members, ChannelKind, Member};
@@ -31,18 +32,15 @@ pub(crate) async fn joined(
     channel: &str,
     member: Member,
 ) -> Result<Vec<Member>, HeraldError> {
-    let all = context
+    let (all, first) = context
         .presence
         .member_joined(conn, channel, &member)
         .await
         .map_err(crate::commands::kv_down)?;
-    let connections = all
-        .iter()
-        .filter(|(_, m)| m.user_id == member.user_id)
-        .count();
-    if connections == 1 {
+    if first {
         let data = json!({"user_id": member.user_id, "user_info": member.user_info});
         announce(context, channel, members::ADDED, data, Some(conn)).await;
+        crate::lifecycle::member(context, Kind::MemberAdded, channel, &member.user_id).await;
     }
     let mut distinct: Vec<Member> = Vec::with_capacity(all.len());
     for (_, m) in all {
@@ -88,12 +86,13 @@ pub(crate) async fn gateway_lost(context: &Arc<Context>, gateway: &str) {
 }
 
 async fn removed_if_gone(context: &Arc<Context>, channel: &str, user_id: &str) {
-    match context.presence.members(channel).await {
-        Ok(rest) if rest.iter().all(|(_, m)| m.user_id != user_id) => {
+    match context.presence.member_gone(channel, user_id).await {
+        Ok(true) => {
             let data = json!({ "user_id": user_id });
             announce(context, channel, members::REMOVED, data, None).await;
+            crate::lifecycle::member(context, Kind::MemberRemoved, channel, user_id).await;
         }
-        Ok(_) => {}
+        Ok(false) => {}
         Err(e) => {
             tracing::warn!(%channel, error = %e, "cannot count a presence channel's members: no member_removed");
         }

@@ -4,6 +4,7 @@
 
 use herald_core::event_log::{EventLog, EventReader};
 use herald_core::lifecycle::{Kind, LifecycleEvent};
+use herald_core::messages::Delivery;
 use herald_core::metrics::Metric;
 use herald_core::signature;
 use serde::Deserialize;
@@ -38,7 +39,29 @@ pub struct WebhookConfig {
     /// Longest wait for a batch to fill before it is sent, ms.
     #[serde(default = "default_batch_ms")]
     pub batch_ms: u64,
+    /// Set for a Pusher app's webhook: only that app's channels, in Pusher's format.
+    #[serde(skip)]
+    pub pusher: Option<PusherHook>,
 }
+
+/// The Pusher app a webhook speaks for: its events only, in Pusher's body, signed with
+/// `X-Pusher-Key` / `X-Pusher-Signature` (hex HMAC-SHA256 of the body under the app secret).
+#[derive(Clone, Debug)]
+pub struct PusherHook {
+    /// The app id.
+    pub app_id: String,
+    /// The app key, sent as `X-Pusher-Key`.
+    pub key: String,
+}
+
+/// The lifecycle kinds Pusher webhooks are made of.
+const PUSHER_KINDS: [Kind; 5] = [
+    Kind::Occupied,
+    Kind::Vacated,
+    Kind::MemberAdded,
+    Kind::MemberRemoved,
+    Kind::ClientEvent,
+];
 
 fn default_batch_max() -> usize {
     100
@@ -49,6 +72,26 @@ fn default_batch_ms() -> u64 {
 }
 
 impl WebhookConfig {
+    /// The webhook of a Pusher app with a `webhook_url`.
+    pub fn pusher(app: &herald_core::pusher::PusherApp) -> Option<WebhookConfig> {
+        Some(WebhookConfig {
+            url: app.webhook_url.clone()?,
+            secret: app.secret.clone(),
+            events: Some(
+                PUSHER_KINDS
+                    .iter()
+                    .map(|k| k.as_str().to_string())
+                    .collect(),
+            ),
+            batch_max: default_batch_max(),
+            batch_ms: default_batch_ms(),
+            pusher: Some(PusherHook {
+                app_id: app.id.clone(),
+                key: app.key.clone(),
+            }),
+        })
+    }
+
     /// Checks the table; the message names what to fix.
     pub fn check(&self) -> Result<(), String> {
         signature::check_endpoint(&self.url, &self.secret)?;
@@ -81,7 +124,11 @@ impl WebhookConfig {
     /// The log reader's name: one per URL, shared by every dispatcher, so each event reaches
     /// the URL once whichever dispatcher sends it.
     fn reader_name(&self) -> String {
-        let digest = Sha256::digest(self.url.as_bytes());
+        let mut named = self.url.clone();
+        if let Some(pusher) = &self.pusher {
+            named.push_str(&format!(" pusher app {}", pusher.app_id));
+        }
+        let digest = Sha256::digest(named.as_bytes());
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         format!("webhook-{hex}")
     }
@@ -164,6 +211,10 @@ impl Sender<'_> {
             let wanted: Vec<LifecycleEvent> = batch
                 .into_iter()
                 .filter(|e| self.kinds.contains(&e.kind))
+                .filter(|e| match &self.hook.pusher {
+                    Some(app) => pusher_event(app, e).is_some(),
+                    None => true,
+                })
                 .collect();
             if !wanted.is_empty() && !self.deliver(&wanted, reader.as_mut()).await {
                 // Shut down mid-retry: the batch goes back to the log unacknowledged.
@@ -175,26 +226,39 @@ impl Sender<'_> {
 
     /// POSTs one batch until a 2xx; false when shutdown came first.
     async fn deliver(&self, events: &[LifecycleEvent], reader: &mut dyn EventReader) -> bool {
-        let body = match serde_json::to_vec(&serde_json::json!({ "events": events })) {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a webhook batch; dropping it");
-                return true;
+        let (body, headers) = match &self.hook.pusher {
+            Some(app) => {
+                let events: Vec<_> = events.iter().filter_map(|e| pusher_event(app, e)).collect();
+                let body = serde_json::json!({ "time_ms": Delivery::now_ms(), "events": events });
+                let body = body.to_string().into_bytes();
+                let signature =
+                    herald_core::pusher::sign(&self.hook.secret, &String::from_utf8_lossy(&body));
+                let headers = [
+                    ("X-Pusher-Key", app.key.clone()),
+                    ("X-Pusher-Signature", signature),
+                ];
+                (body, headers.to_vec())
+            }
+            None => {
+                let body = serde_json::json!({ "events": events })
+                    .to_string()
+                    .into_bytes();
+                let signature = signature::sign(self.hook.secret.as_bytes(), &body);
+                (body, vec![(signature::HEADER, signature)])
             }
         };
-        let signature = signature::sign(self.hook.secret.as_bytes(), &body);
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let sent = self
+            let mut post = self
                 .client
                 .post(&self.hook.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(signature::HEADER, &signature)
-                .body(body.clone())
-                .send()
-                .await;
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
+            for (name, value) in &headers {
+                post = post.header(*name, value);
+            }
+            let sent = post.body(body.clone()).send().await;
             let failure = match sent {
                 Ok(response) if response.status().is_success() => {
                     self.metrics.delivered.add(events.len() as i64);
@@ -227,4 +291,40 @@ async fn pause(shutdown: &CancellationToken, backoff: &mut Duration) -> bool {
         _ = shutdown.cancelled() => false,
         _ = tokio::time::sleep(wait) => true,
     }
+}
+
+/// A lifecycle event as `app`'s Pusher webhook says it; `None` when it is not about one of the
+/// app's channels (users' own channels included) or not a kind Pusher reports.
+fn pusher_event(app: &PusherHook, event: &LifecycleEvent) -> Option<serde_json::Value> {
+    use herald_core::pusher::{pusher_channel, ChannelKind};
+    let (event_app, channel) = pusher_channel(event.channel.as_deref()?)?;
+    if event_app != app.app_id || ChannelKind::of(&channel) == ChannelKind::User {
+        return None;
+    }
+    let name = match event.kind {
+        Kind::Occupied => "channel_occupied",
+        Kind::Vacated => "channel_vacated",
+        Kind::MemberAdded => "member_added",
+        Kind::MemberRemoved => "member_removed",
+        Kind::ClientEvent => "client_event",
+        _ => return None,
+    };
+    let mut said = serde_json::json!({ "name": name, "channel": channel });
+    match event.kind {
+        Kind::MemberAdded | Kind::MemberRemoved => said["user_id"] = serde_json::json!(event.user),
+        Kind::ClientEvent => {
+            said["event"] = serde_json::json!(event.event);
+            said["data"] = match &event.data {
+                Some(serde_json::Value::String(text)) => serde_json::json!(text),
+                Some(other) => serde_json::json!(other.to_string()),
+                None => serde_json::json!("{}"),
+            };
+            said["socket_id"] = serde_json::json!(event.conn);
+            if let Some(user) = &event.user {
+                said["user_id"] = serde_json::json!(user);
+            }
+        }
+        _ => {}
+    }
+    Some(said)
 }

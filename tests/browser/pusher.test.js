@@ -4,7 +4,8 @@ import { test, describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { skipReason, startCluster } from "./lib/cluster.js";
 import {
-  APPS, pusherConfig, serverSdk, startAuthBackend, client, next, subscribed, collect, until, rawCall,
+  APPS, pusherConfig, serverSdk, startAuthBackend, startWebhookReceiver, client, next, subscribed, collect, until,
+  rawCall,
 } from "./lib/pusher.js";
 
 const skip = skipReason({ browser: false });
@@ -14,7 +15,7 @@ if (skip) {
 }
 
 describe("Pusher protocol", { skip: !!skip }, () => {
-  let cluster, backend, sdk;
+  let cluster, backend, sdk, webhooks;
   const clients = [];
   const open = (options) => {
     const pusher = client(options.gateway ?? cluster.gatewayUrls[0], { backend, ...options });
@@ -23,15 +24,17 @@ describe("Pusher protocol", { skip: !!skip }, () => {
   };
 
   before(async () => {
-    const config = ["--config", pusherConfig()];
+    webhooks = await startWebhookReceiver();
+    const config = ["--config", pusherConfig({ webhookUrl: webhooks.url })];
     backend = await startAuthBackend();
-    cluster = await startCluster("pusher", { gateways: 2, gatewayArgs: config, restArgs: config });
+    cluster = await startCluster("pusher", { gateways: 2, gatewayArgs: config, restArgs: config, dispatcherArgs: config });
     sdk = serverSdk(cluster.restUrl);
   });
 
   after(async () => {
     for (const pusher of clients) pusher.disconnect();
     await backend?.close();
+    await webhooks?.close();
     await cluster?.stop();
   });
 
@@ -117,9 +120,13 @@ describe("Pusher protocol", { skip: !!skip }, () => {
     const dave = open({ user: "dave", gateway: cluster.gatewayUrls[1] });
     const daveRoom = await subscribed(dave, "presence-team");
     const added = collect(daveRoom, "pusher:member_added");
-    await subscribed(cara, "presence-team");
-    const caraRoom2 = await subscribed(cara2, "presence-team");
+    // cara's two connections join at once: she is announced once.
+    const [, caraRoom2] = await Promise.all([subscribed(cara, "presence-team"), subscribed(cara2, "presence-team")]);
     await until("cara announced", () => added.length === 1);
+    // An event sent after the joins arrives after any announcement they made.
+    const synced = next(daveRoom, "sync");
+    await sdk.trigger("presence-team", "sync", {});
+    await synced;
     assert.deepEqual(added, [{ id: "cara", info: { name: "CARA" } }]);
     assert.equal(caraRoom2.members.count, 2);
     assert.deepEqual(caraRoom2.members.me, { id: "cara", info: { name: "CARA" } });
@@ -193,5 +200,29 @@ describe("Pusher protocol", { skip: !!skip }, () => {
     assert.equal(unknown.status, 404);
     const tooMany = await rawCall(cluster.restUrl, "POST", path, { ...event, channels: Array.from({ length: 101 }, (_, i) => `c${i}`) });
     assert.equal(tooMany.status, 400);
+  });
+
+  it("webhooks arrive in Pusher's format, signed so that the SDK's webhook() validates them", async () => {
+    // Everything above happened: occupied channels, presence members coming and going, client events.
+    const events = () => webhooks.received.flatMap((post) => {
+      const hook = sdk.webhook({ headers: post.headers, rawBody: post.rawBody });
+      assert.equal(hook.isValid(), true, `invalid signature on ${post.rawBody}`);
+      return hook.getEvents();
+    });
+    const has = (want) => events().some((e) => Object.entries(want).every(([k, v]) => e[k] === v));
+    await until("the webhook events of the tests above", () =>
+      has({ name: "channel_occupied", channel: "orders" })
+      && has({ name: "member_added", channel: "presence-team", user_id: "cara" })
+      && has({ name: "member_removed", channel: "presence-team", user_id: "cara" })
+      && has({ name: "client_event", channel: "private-chat", event: "client-typing" }));
+    const typed = events().filter((e) => e.name === "client_event" && e.event === "client-typing");
+    assert.deepEqual(typed.map((e) => JSON.parse(e.data)), [{ who: "ann" }, { who: "bob" }]);
+    assert.match(typed[0].socket_id, /^\d+\.\d+$/);
+    assert.equal(webhooks.received[0].headers["x-pusher-key"], APPS[0].key);
+    // Users' own channels are not reported; app two's webhook is not configured, so nothing of it here.
+    assert.equal(events().some((e) => e.channel?.startsWith("#")), false);
+    // A tampered body fails the SDK's check.
+    const post = webhooks.received[0];
+    assert.equal(sdk.webhook({ headers: post.headers, rawBody: post.rawBody.replace("}", " }") }).isValid(), false);
   });
 });

@@ -99,6 +99,7 @@ mod tests {
             secret: "7ad3773142a6692b25b8".into(),
             max_event_bytes: 10240,
             client_events_per_sec: 10,
+            webhook_url: None,
         }
     }
 

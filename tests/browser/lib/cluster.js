@@ -125,11 +125,12 @@ async function listening(proc, role) {
 
 /**
  * A whole Herald installation on loopback. `name` labels the logs written to output/logs/;
- * `gatewayArgs` are added to every gateway's command line, `restArgs` to the REST adapter's;
+ * `gatewayArgs` are added to every gateway's command line, `restArgs` to the REST adapter's,
+ * `dispatcherArgs` to the dispatcher's;
  * `gateways` gateways run (their URLs in `gatewayUrls`, the first also in `gatewayUrl`).
  * Returns URLs, credentials, `restartGateway()` and `stop()`.
  */
-export async function startCluster(name, { gatewayArgs = [], restArgs = [], gateways = 1 } = {}) {
+export async function startCluster(name, { gatewayArgs = [], restArgs = [], dispatcherArgs = [], gateways = 1 } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "herald-browser-"));
   const procs = [];
   const cluster = {
@@ -149,7 +150,7 @@ export async function startCluster(name, { gatewayArgs = [], restArgs = [], gate
     cluster.natsUrl = `nats://127.0.0.1:${natsPort}`;
 
     const secret = ["--jwt-secret", cluster.jwtSecret];
-    const dispatcher = start("dispatcher", HERALD_BIN, ["dispatcher", "--nats", cluster.natsUrl, ...secret]);
+    const dispatcher = start("dispatcher", HERALD_BIN, ["dispatcher", "--nats", cluster.natsUrl, ...secret, ...dispatcherArgs]);
     // Requests are answered only once it says it is running.
     await dispatcher.waitFor(/herald dispatcher running/);
     const rest = start("rest", HERALD_BIN, ["adapter", "rest", "--nats", cluster.natsUrl, "--listen", "127.0.0.1:0",

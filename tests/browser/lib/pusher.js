@@ -14,11 +14,15 @@ export const APPS = [
   { id: "202", key: "key-two", secret: "secret-two-0123456789" },
 ];
 
-/** A herald config file declaring APPS; pass it with `--config` to gateways and the REST adapter. */
-export function pusherConfig(extra = "") {
+/**
+ * A herald config file declaring APPS (the first with `webhookUrl`, when given); pass it with `--config` to
+ * gateways, the REST adapter and dispatchers.
+ */
+export function pusherConfig({ extra = "", webhookUrl } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "herald-pusher-"));
   const file = join(dir, "herald.toml");
-  const tables = APPS.map((a) => `[[pusher_app]]\nid = "${a.id}"\nkey = "${a.key}"\nsecret = "${a.secret}"\n`);
+  const tables = APPS.map((a, i) => `[[pusher_app]]\nid = "${a.id}"\nkey = "${a.key}"\nsecret = "${a.secret}"\n` +
+    (i === 0 && webhookUrl ? `webhook_url = "${webhookUrl}"\n` : ""));
   writeFileSync(file, `${extra}\n${tables.join("\n")}`);
   return file;
 }
@@ -150,4 +154,22 @@ export async function rawCall(restUrl, method, path, body, { app = APPS[0], time
     body: text || undefined,
   });
   return { status: res.status, text: await res.text() };
+}
+
+/** A webhook receiver: every POST's headers and raw body, in `received`. */
+export async function startWebhookReceiver() {
+  const received = [];
+  const server = createServer(async (req, res) => {
+    let rawBody = "";
+    for await (const chunk of req) rawBody += chunk;
+    received.push({ headers: req.headers, rawBody });
+    res.writeHead(200);
+    res.end();
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/pusher/webhook`,
+    received,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
