@@ -340,6 +340,23 @@ async fn bad_frames_get_pushers_answers_and_the_connection_goes_on() {
     assert_eq!(limited["data"]["code"], 4301, "{limited}");
     // The sender never gets its own client events back.
     ws.assert_quiet().await;
+
+    // Metrics carry the app: one connection open, three client events accepted.
+    let metrics = reqwest::get(format!("{}/metrics", herald.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(&format!("app=\"{APP_ID}\"")))
+            .unwrap_or_else(|| panic!("no {name} for the app in:\n{metrics}"))
+            .to_string()
+    };
+    assert!(line("herald_pusher_connections{").ends_with(" 1"));
+    assert!(line("herald_pusher_client_events_total{").ends_with(" 3"));
 }
 
 /// Pusher's signature with the test app's secret.

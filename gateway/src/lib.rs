@@ -140,6 +140,8 @@ struct GatewayMetrics {
     delivery_latency: Arc<Histogram>,
     outbox_depth: Arc<Histogram>,
     rpc_durations: Arc<HistogramFamily>,
+    /// Per Pusher app id: its open connections and the client events they sent.
+    pusher: std::collections::HashMap<String, pusher::AppMetrics>,
 }
 
 /// Everything the connections of one gateway share.
@@ -197,6 +199,7 @@ impl Gateway {
         );
         let (interest, deliveries) =
             interest::Interest::new(bus.clone(), metrics, config.users_by_interest).await?;
+        let pusher_metrics = pusher::AppMetrics::for_apps(&config.pusher_apps, metrics);
         let shared = Arc::new(Shared {
             id,
             interest,
@@ -234,6 +237,7 @@ impl Gateway {
                     "Frames waiting in each connection's send queue, sampled every heartbeat.",
                     DEPTH_BUCKETS,
                 ),
+                pusher: pusher_metrics,
                 rpc_durations: metrics.histogram_family(
                     "herald_gateway_rpc_duration_seconds",
                     "Client RPCs from the frame to the backend's answer, by route (the [[rpc]] \

@@ -98,6 +98,37 @@ pub(crate) fn close_reason(reason: CloseReason) -> CloseReason {
     }
 }
 
+/// What is counted per Pusher app (label `app`).
+pub(crate) struct AppMetrics {
+    connections: Arc<herald_core::metrics::Metric>,
+    client_events: Arc<herald_core::metrics::Metric>,
+}
+
+impl AppMetrics {
+    /// The metrics of every app, by app id.
+    pub(crate) fn for_apps(
+        apps: &herald_core::pusher::PusherApps,
+        metrics: &herald_core::metrics::Metrics,
+    ) -> HashMap<String, AppMetrics> {
+        apps.iter()
+            .map(|app| {
+                let labelled = metrics.labelled(&[("app", &app.id)]);
+                let counted = AppMetrics {
+                    connections: labelled.gauge(
+                        "herald_pusher_connections",
+                        "Pusher protocol connections open on this gateway.",
+                    ),
+                    client_events: labelled.counter(
+                        "herald_pusher_client_events_total",
+                        "Client events Pusher connections sent (accepted).",
+                    ),
+                };
+                (app.id.clone(), counted)
+            })
+            .collect()
+    }
+}
+
 /// One subscription: the Herald channel, and the user its membership is recorded under.
 struct Subscription {
     herald: String,
@@ -158,8 +189,11 @@ impl PusherSession {
         }
     }
 
-    /// `pusher:connection_established`, the first frame.
-    pub(crate) fn established(&self) -> String {
+    /// `pusher:connection_established`, the first frame; the connection counts as open.
+    pub(crate) fn established(&self, shared: &Shared) -> String {
+        if let Some(counted) = shared.metrics.pusher.get(&self.app.id) {
+            counted.connections.inc();
+        }
         let data = json!({"socket_id": self.socket_id, "activity_timeout": ACTIVITY_TIMEOUT_SECS});
         text_frame("pusher:connection_established", None, &data.to_string())
     }
@@ -549,8 +583,11 @@ impl PusherSession {
             .requests
             .notify_request(&request)
             .await
-            .map(|_| ())
-            .map_err(|e| refused(&format!("client event not sent: {}", e.message)))
+            .map_err(|e| refused(&format!("client event not sent: {}", e.message)))?;
+        if let Some(counted) = shared.metrics.pusher.get(&self.app.id) {
+            counted.client_events.inc();
+        }
+        Ok(())
     }
 
     /// Forgets a connection that closed, here and in KV.
@@ -571,6 +608,9 @@ impl PusherSession {
             shared.interest.release(&Target::Channel(channel.clone()));
         }
         shared.metrics.connections.dec();
+        if let Some(counted) = shared.metrics.pusher.get(&self.app.id) {
+            counted.connections.dec();
+        }
         if shared.shutdown.is_cancelled() || channels.is_empty() {
             return;
         }

@@ -113,7 +113,7 @@ async fn serve(
             let pusher = PusherSession::new(app, &connection);
             connection
                 .outbox
-                .offer(Utf8Bytes::from(pusher.established()));
+                .offer(Utf8Bytes::from(pusher.established(&shared)));
             (Speaker::Pusher(pusher), connection, outbox)
         }
         None => {
