@@ -29,6 +29,9 @@
 #   interest   USER_SUBS connections, each its own user, spread over the gateways (use
 #              GATEWAYS=4); USER_EVENTS events each to one user: deliveries/s and the events
 #              each gateway received (its herald_gateway_events_total)
+#   pusher     SUBS subscribers in one channel through the Pusher protocol (/app/{key}) beside
+#              the same through /ws: EVENTS at full speed, then PUSHER_RATE/s for RATE_SECS;
+#              events POSTed to the REST adapter in both
 #   all        fanout latency channels idle ingest publish rpc
 #   faults     alone: herald-bench starts its own deployments and breaks one part of each
 #              half-way through a steady load (dispatcher, gateway, NATS node, slow reader,
@@ -39,7 +42,7 @@
 # PER_CONN (2), CHANNEL_EVENTS (2000), IDLE_CONNS (20000), NATS_IDLE_CONNS (10000),
 # IDLE_HOLD (10), INGEST_CLIENTS (1,16,64), INGEST_SECS (5), BROADCAST_CONNS (80000),
 # BROADCAST_EVENTS (10), RPC_CLIENTS (1,16,64), RPC_SECS (5), PUBLISHERS (8), HISTORY_RATE (200),
-# JITTER_CLIENTS (2000), JITTER_SECS (120), USER_SUBS (1000), USER_EVENTS (20000),
+# JITTER_CLIENTS (2000), JITTER_SECS (120), USER_SUBS (1000), USER_EVENTS (20000), PUSHER_RATE (200),
 # HERALD_BIN (a herald binary to run instead of building one, e.g. an older release to compare),
 # STRICT (0; 1 makes any lost/duplicated/out-of-order delivery a failure), BENCH_ARGS (extra herald-bench flags), PROFILE (release; or debug), SKIP_BUILD (0),
 # RESULTS (file the JSON result lines are appended to), HERALD_LOG (warn), OUTBOX_CAPACITY
@@ -98,9 +101,9 @@ if [ "${scenarios[*]}" = "all" ]; then
 fi
 for s in "${scenarios[@]}"; do
   case "$s" in
-    fanout|latency|channels|idle|ingest|broadcast|publish|rpc|history|jitter|interest) ;;
+    fanout|latency|channels|idle|ingest|broadcast|publish|rpc|history|jitter|interest|pusher) ;;
     faults) [ ${#scenarios[@]} -eq 1 ] || { echo "run.sh: run faults alone" >&2; exit 2; } ;;
-    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast publish rpc history jitter interest all faults)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown scenario '$s' (fanout latency channels idle ingest broadcast publish rpc history jitter interest pusher all faults)" >&2; exit 2 ;;
   esac
 done
 
@@ -268,10 +271,13 @@ outbox_args=()
 # per-client pending limit, as for the frames).
 [ -n "$OUTBOX_CAPACITY" ] && outbox_args=(--outbox-capacity "$OUTBOX_CAPACITY"
   --outbox-max-bytes "${OUTBOX_MAX_BYTES:-67108864}")
+# The Pusher app of the `pusher` scenario.
+pusher_secret="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '[[pusher_app]]\nid = "bench"\nkey = "bench-key"\nsecret = "%s"\n' "$pusher_secret" >"$work/pusher.toml"
 for i in $(seq 1 "$GATEWAYS"); do
   # A publisher connection of the `publish` scenario sends as fast as it is answered.
   start_role "gateway$i" gateway --nats "$nats_url" --listen 127.0.0.1:0 --jwt-secret "$secret" \
-    --client-publish-rate 1000000 "${outbox_args[@]}"
+    --client-publish-rate 1000000 --config "$work/pusher.toml" "${outbox_args[@]}"
   gateway_pids+=(--gateway-pid "$last_pid")
   gateway_urls+=("$(announced_url "gateway$i")")
   gateway_args+=(--gateway "${gateway_urls[-1]}")
@@ -281,6 +287,7 @@ rest_url="$(announced_url rest)"
 echo "deployment: nats $nats_url, $GATEWAYS gateway(s), rest $rest_url; reference $ref_version with websocket :$ws_port; logs in $work" >&2
 
 herald_args=(--rest "$rest_url" --api-key "$key" --jwt-secret "$secret" "${gateway_args[@]}")
+pusher_args=(--target pusher --pusher-key bench-key --pusher-app bench "${herald_args[@]}")
 nats_args=(--target nats-ws --nats "nats://127.0.0.1:$ref_port" --nats-ws "ws://127.0.0.1:$ws_port")
 strict_args=()
 [ "$STRICT" = "1" ] && strict_args=(--strict)
@@ -410,6 +417,18 @@ b, a = [int(float(x)) for x in '$before'.split()], [int(float(x)) for x in '$aft
 print(json.dumps({'mode': 'interest', 'events_sent': $USER_EVENTS, 'received_per_gateway': [y - x for x, y in zip(b, a)], 'date': '$(date +%F)'}))")"
       echo "events each gateway received: $line" >&2
       echo "$line"; echo "$line" >>"$RESULTS"
+      ;;
+    pusher)
+      bench_run fanout "${herald_args[@]}" --subscribers "$SUBS" --events "$EVENTS" \
+        --concurrency "$CONCURRENCY" --label "fanout herald /ws"
+      bench_run fanout "${pusher_args[@]}" --subscribers "$SUBS" --events "$EVENTS" \
+        --concurrency "$CONCURRENCY" --label "fanout herald /app/{key} (pusher)"
+      events=$((${PUSHER_RATE:-200} * RATE_SECS))
+      bench_run fanout "${herald_args[@]}" --subscribers "$SUBS" --events "$events" \
+        --rate "${PUSHER_RATE:-200}" --concurrency "$LAT_CONCURRENCY" --label "latency herald /ws ${PUSHER_RATE:-200}/s"
+      bench_run fanout "${pusher_args[@]}" --subscribers "$SUBS" --events "$events" \
+        --rate "${PUSHER_RATE:-200}" --concurrency "$LAT_CONCURRENCY" \
+        --label "latency herald /app/{key} (pusher) ${PUSHER_RATE:-200}/s"
       ;;
     broadcast)
       bench_run fanout "${herald_args[@]}" --broadcast --subscribers "$BROADCAST_CONNS" \

@@ -17,7 +17,8 @@ export INGEST_CLIENTS=1,4 INGEST_SECS=1
 export BROADCAST_CONNS=6 BROADCAST_EVENTS=5
 export RPC_CLIENTS=1,4 RPC_SECS=1 PUBLISHERS=2
 export BENCH_ARGS="--max-secs 60 --drain-secs 10 --conns-per-proc 4"
-"$here/run.sh" fanout latency channels idle ingest broadcast publish rpc
+export PUSHER_RATE=40
+"$here/run.sh" fanout latency channels idle ingest broadcast publish rpc pusher
 # Two fault scenarios, tiny: a dispatcher and a gateway killed (about 25 s).
 SKIP_BUILD=1 FAULT_ARGS="--clients 8 --rate 20 --phase-secs 2 --scenario dispatcher --scenario gateway" \
   exec "$here/run.sh" faults

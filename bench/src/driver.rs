@@ -60,6 +60,7 @@ pub fn run(job: Job) -> anyhow::Result<bool> {
                     per_conn: 1,
                     broadcast: a.broadcast,
                     to_users: false,
+                    pusher_app: pusher_app(&a.common),
                 };
                 let (r, f) =
                     delivery("fanout", &a.common, &a.publish, a.subscribers, layout).await?;
@@ -78,6 +79,7 @@ pub fn run(job: Job) -> anyhow::Result<bool> {
                     per_conn: a.per_conn,
                     broadcast: false,
                     to_users: a.to_users,
+                    pusher_app: pusher_app(&a.common),
                 };
                 let (r, f) =
                     delivery("channels", &a.common, &a.publish, a.subscribers, layout).await?;
@@ -164,7 +166,28 @@ fn ws_urls(common: &Common) -> anyhow::Result<Vec<String>> {
                 .ok_or_else(|| anyhow!("--target nats-ws needs --nats-ws ws://127.0.0.1:PORT"))?;
             Ok(vec![format!("ws://{}/", sys::loopback_addr(url)?)])
         }
+        Target::Pusher => {
+            let key = common
+                .pusher_key
+                .as_deref()
+                .ok_or_else(|| anyhow!("--target pusher needs --pusher-key and --pusher-app"))?;
+            common
+                .gateways
+                .iter()
+                .map(|g| {
+                    Ok(format!(
+                        "ws://{}/app/{key}?protocol=7",
+                        sys::loopback_addr(g)?
+                    ))
+                })
+                .collect()
+        }
     }
+}
+
+/// The app whose channels events go to, when the subscribers speak Pusher.
+fn pusher_app(common: &Common) -> Option<String> {
+    (common.target == Target::Pusher).then(|| common.pusher_app.clone().unwrap_or_default())
 }
 
 /// A running subscriber process.
@@ -342,7 +365,7 @@ async fn delivery(
     layout: Layout,
 ) -> anyhow::Result<(Value, Vec<String>)> {
     let workers = match common.target {
-        Target::Herald => publish.concurrency.max(1),
+        Target::Herald | Target::Pusher => publish.concurrency.max(1),
         Target::NatsWs => 1,
     };
     let plan = Plan {
@@ -370,7 +393,7 @@ async fn delivery(
             }
             Publisher::Client(sys::loopback_addr(gateway)?)
         }
-        Target::Herald => {
+        Target::Herald | Target::Pusher => {
             let rest = common
                 .rest
                 .as_deref()
@@ -442,7 +465,7 @@ async fn delivery(
     let per_sec = |n: u64, secs: f64| round(if secs > 0.0 { n as f64 / secs } else { 0.0 }, 1);
 
     let mut map = header(mode, common);
-    if common.target == Target::Herald {
+    if common.target != Target::NatsWs {
         map.insert(
             "via".into(),
             json!(format!("{:?}", publish.via).to_lowercase()),
@@ -453,7 +476,7 @@ async fn delivery(
     map.insert(
         "gateways".into(),
         json!(match common.target {
-            Target::Herald => common.gateways.len(),
+            Target::Herald | Target::Pusher => common.gateways.len(),
             Target::NatsWs => 1,
         }),
     );
@@ -610,6 +633,7 @@ async fn idle(args: &IdleArgs) -> anyhow::Result<(Value, Vec<String>)> {
         per_conn: args.per_conn,
         broadcast: false,
         to_users: false,
+        pusher_app: pusher_app(&args.common),
     };
     let rss =
         |pids: &[u32]| -> Vec<Option<u64>> { pids.iter().map(|&p| sys::rss_kib(p)).collect() };
@@ -707,6 +731,7 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<(Value, Vec<String>)> {
         per_conn: 1,
         broadcast: false,
         to_users: false,
+        pusher_app: None,
     };
     warm_up(addr, &common.api_key, &layout).await?;
     let mut levels = Vec::new();

@@ -89,6 +89,12 @@ pub struct Common {
     /// nats-server's WebSocket listener (ws://127.0.0.1:PORT) (--target nats-ws).
     #[arg(long, value_name = "URL")]
     pub nats_ws: Option<String>,
+    /// The Pusher app key subscribers connect with (--target pusher).
+    #[arg(long, value_name = "KEY")]
+    pub pusher_key: Option<String>,
+    /// The Pusher app id events are sent to (--target pusher).
+    #[arg(long, value_name = "ID")]
+    pub pusher_app: Option<String>,
     /// PID of a server process whose RSS is measured (idle mode); repeatable.
     #[arg(long = "gateway-pid", value_name = "PID")]
     pub gateway_pids: Vec<u32>,

@@ -14,6 +14,9 @@ pub enum Target {
     Herald,
     /// nats-server's WebSocket listener, messages published straight to NATS.
     NatsWs,
+    /// Herald gateways speaking the Pusher protocol (`/app/{key}`), events POSTed to the REST
+    /// adapter (to the app's channels under their Herald names).
+    Pusher,
 }
 
 impl Target {
@@ -22,6 +25,7 @@ impl Target {
         match self {
             Target::Herald => "herald",
             Target::NatsWs => "nats-ws",
+            Target::Pusher => "pusher",
         }
     }
 }
@@ -42,11 +46,22 @@ pub struct Layout {
     /// channel (with one member per channel, the same connection receives it).
     #[serde(default)]
     pub to_users: bool,
+    /// Set when the subscribers speak Pusher: the app id whose channels events go to.
+    #[serde(default)]
+    pub pusher_app: Option<String>,
 }
 
 impl Layout {
-    /// The Herald channel `j`.
+    /// The Herald channel `j` (a Pusher app's channel under its Herald name).
     pub fn channel(&self, j: u32) -> String {
+        match &self.pusher_app {
+            Some(app) => format!("pusher:{app}:{}", self.pusher_channel(j)),
+            None => self.pusher_channel(j),
+        }
+    }
+
+    /// Channel `j` as subscribers name it (Pusher subscribers: without the app).
+    pub fn pusher_channel(&self, j: u32) -> String {
         format!("bench-{}-{j}", self.run)
     }
 
@@ -120,9 +135,13 @@ pub struct Mark {
 }
 
 const MARK_KEY: &[u8] = b"\"b\":\"";
+/// The mark inside a JSON string (a Pusher frame's `data`).
+const ESCAPED_MARK_KEY: &[u8] = b"\\\"b\\\":\\\"";
 /// Built once: searching for the mark is on the subscribers' hot path.
 static MARK_FINDER: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(MARK_KEY));
+static ESCAPED_MARK_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(ESCAPED_MARK_KEY));
 
 /// The JSON payload of an event: `{"b":"g.w.k.t","p":"xx…"}`, padded to about `bytes` bytes.
 pub fn payload(mark: Mark, bytes: usize) -> String {
@@ -144,8 +163,10 @@ pub fn find_mark(frame: &[u8]) -> Option<Mark> {
     let start =
         if frame.starts_with(b"{") && frame.get(1..).is_some_and(|f| f.starts_with(MARK_KEY)) {
             1 + MARK_KEY.len()
+        } else if let Some(at) = MARK_FINDER.find(frame) {
+            at + MARK_KEY.len()
         } else {
-            MARK_FINDER.find(frame)? + MARK_KEY.len()
+            ESCAPED_MARK_FINDER.find(frame)? + ESCAPED_MARK_KEY.len()
         };
     let mut fields = [0u64; 4];
     let mut field = 0;
@@ -162,7 +183,7 @@ pub fn find_mark(frame: &[u8]) -> Option<Mark> {
                 field += 1;
                 digits = 0;
             }
-            b'"' if field == 3 && digits > 0 => {
+            b'"' | b'\\' if field == 3 && digits > 0 => {
                 return Some(Mark {
                     g: fields[0],
                     w: fields[1],
@@ -296,6 +317,7 @@ mod tests {
             per_conn,
             broadcast: false,
             to_users: false,
+            pusher_app: None,
         }
     }
 
@@ -313,6 +335,10 @@ mod tests {
             r#"{{"type":"event","id":"a-1","event":"BENCH","payload":{body},"via":{{"channels":["c"]}}}}"#
         );
         assert_eq!(find_mark(frame.as_bytes()), Some(mark));
+        // A Pusher frame carries the payload as a JSON string.
+        let data = serde_json::to_string(&body).unwrap();
+        let pusher = format!(r#"{{"event":"BENCH","channel":"c","data":{data}}}"#);
+        assert_eq!(find_mark(pusher.as_bytes()), Some(mark));
         assert_eq!(find_mark(body.as_bytes()), Some(mark));
         assert_eq!(find_mark(br#"{"b":"1.2.3"}"#), None);
         assert_eq!(find_mark(br#"{"b":"1.2.3.x"}"#), None);

@@ -425,6 +425,7 @@ mod tests {
             per_conn: 1,
             broadcast: false,
             to_users: false,
+            pusher_app: None,
         };
         let mark = Mark {
             g: 4,
@@ -460,6 +461,7 @@ mod tests {
                 per_conn: 1,
                 broadcast: false,
                 to_users: false,
+                pusher_app: None,
             },
             max_duration: Duration::from_secs(5),
         });

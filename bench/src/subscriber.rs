@@ -343,6 +343,7 @@ async fn setup(shared: &Shared, index: u64) -> anyhow::Result<Conn> {
     .await?;
     match spec.target {
         Target::Herald => herald_setup(shared, index, ws).await.map(Conn::Herald),
+        Target::Pusher => pusher_setup(shared, index, ws).await.map(Conn::Herald),
         Target::NatsWs => nats_setup(shared, index, ws)
             .await
             .map(|(ws, reader)| Conn::Nats(ws, reader)),
@@ -384,6 +385,39 @@ async fn herald_setup(shared: &Shared, index: u64, mut ws: WsClient) -> anyhow::
     }
     for n in 0..channels.len() {
         expect_ok(&mut ws, 2 + n as u64).await?;
+    }
+    Ok(ws)
+}
+
+// ---- Pusher ----
+
+/// Waits for `connection_established`, subscribes to the connection's channels (public) and
+/// waits until each subscription succeeded; events then come as Herald's do, marks inside.
+async fn pusher_setup(shared: &Shared, index: u64, mut ws: WsClient) -> anyhow::Result<WsClient> {
+    let spec = &shared.spec;
+    let established = next_json(&mut ws).await?;
+    if established["event"] != "pusher:connection_established" {
+        bail!("expected pusher:connection_established, got {established}");
+    }
+    let channels: Vec<String> = spec
+        .layout
+        .channels_of(index)
+        .map(|c| spec.layout.pusher_channel(c))
+        .collect();
+    for channel in &channels {
+        let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": channel}});
+        ws.send_text(subscribe.to_string().as_bytes()).await?;
+    }
+    let mut pending = channels.len();
+    while pending > 0 {
+        let frame = next_json(&mut ws).await?;
+        match frame["event"].as_str() {
+            Some("pusher_internal:subscription_succeeded") => pending -= 1,
+            Some("pusher:subscription_error" | "pusher:error") => {
+                bail!("subscription refused: {frame}")
+            }
+            _ => continue,
+        }
     }
     Ok(ws)
 }
