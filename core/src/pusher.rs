@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// One `[[pusher_app]]` table.
-#[derive(Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PusherApp {
     /// The app id of the HTTP API's paths (`/apps/{id}/…`).
@@ -425,6 +425,34 @@ mod tests {
         assert!(herald_channel("1", &"x".repeat(120))
             .unwrap_err()
             .contains("too long"));
+    }
+
+    #[test]
+    fn apps_are_checked_and_must_differ() {
+        let app = |id: &str, key: &str| PusherApp {
+            id: id.into(),
+            key: key.into(),
+            secret: "0123456789abcdef".into(),
+            max_event_bytes: 10240,
+            client_events_per_sec: 10,
+            webhook_url: None,
+        };
+        let apps = PusherApps::new(vec![app("1", "a"), app("2", "b")]).unwrap();
+        assert_eq!(apps.by_key("b").map(|a| a.id.as_str()), Some("2"));
+        assert!(PusherApps::new(vec![app("1", "a"), app("2", "a")])
+            .unwrap_err()
+            .contains("same `id` or `key`"));
+        let weak = PusherApp {
+            secret: "short".into(),
+            ..app("1", "a")
+        };
+        assert!(weak.check().unwrap_err().contains("secret"));
+        let bad_hook = PusherApp {
+            webhook_url: Some("ftp://x".into()),
+            ..app("1", "a")
+        };
+        assert!(bad_hook.check().unwrap_err().contains("webhook_url"));
+        assert!(!format!("{:?}", app("1", "a")).contains("0123456789abcdef"));
     }
 
     #[test]

@@ -47,6 +47,15 @@ describe("Laravel Echo in Chromium", { skip: !!skip }, () => {
     await cluster?.stop();
   });
 
+  it("a public channel's event with a custom name (broadcastAs) reaches listen('.name')", async () => {
+    await page.evaluate(() => new Promise((resolve) => {
+      window.Echo.channel("news").listen(".story.posted", (e) => window.seen.push({ story: e })).subscribed(resolve);
+    }));
+    assert.equal((await sdk.trigger("news", "story.posted", { title: "hi" })).status, 200);
+    await page.waitForFunction(() => window.seen.some((s) => s.story), null, { timeout: 10000 });
+    assert.deepEqual(await page.evaluate(() => window.seen.find((s) => s.story)), { story: { title: "hi" } });
+  });
+
   it("a private channel's Laravel event reaches Echo's listen()", async () => {
     await page.evaluate(() => new Promise((resolve) => {
       window.Echo.private("orders.7")

@@ -72,15 +72,26 @@ impl Default for HistoryPolicy {
 pub const DEFAULT_SIZE: usize = 100;
 
 impl HistoryPolicy {
-    /// What `target` keeps.
+    /// What `target` keeps. A Pusher app's channel keeps nothing (Pusher's protocol cannot
+    /// ask for history; keeping it would only cost) unless a table whose pattern names Pusher
+    /// channels (`pusher:…`) says otherwise.
     pub fn retention(&self, target: &Target) -> Retention {
         let Target::Channel(channel) = target else {
             return self.default;
         };
+        let pusher = channel.starts_with(crate::pusher::NAMESPACE);
+        let default = match pusher {
+            true => Retention {
+                size: 0,
+                ttl: self.default.ttl,
+            },
+            false => self.default,
+        };
         self.channels
             .iter()
+            .filter(|t| !pusher || t.pattern.starts_with(crate::pusher::NAMESPACE))
             .find(|t| crate::token::grants_allow(std::slice::from_ref(&t.pattern), channel))
-            .map_or(self.default, |t| t.retention(self.default))
+            .map_or(default, |t| t.retention(self.default))
     }
 
     /// The most any target keeps: what the store itself must keep.
@@ -147,6 +158,24 @@ mod tests {
             policy.default
         );
         assert_eq!(policy.widest().ttl.as_secs(), 3600);
+        // Pusher channels keep nothing, whatever `*` says, unless a `pusher:` table asks.
+        assert!(policy
+            .retention(&Target::Channel("pusher:1:chat".into()))
+            .is_off());
+        let asked = HistoryPolicy {
+            channels: vec![ChannelRetention {
+                pattern: "pusher:1:*".into(),
+                history_size: Some(10),
+                history_ttl_secs: None,
+            }],
+            ..HistoryPolicy::default()
+        };
+        assert_eq!(
+            asked
+                .retention(&Target::Channel("pusher:1:chat".into()))
+                .size,
+            10
+        );
     }
 
     #[test]
