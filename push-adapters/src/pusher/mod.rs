@@ -6,8 +6,7 @@
 
 pub mod signing;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -137,25 +136,45 @@ impl Call {
     }
 }
 
-async fn read_call(
-    method: Method,
-    uri: Uri,
-    query: Option<String>,
-    body: Body,
-    limit: usize,
-) -> Result<Call, Refused> {
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        Refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body exceeds {limit} bytes"),
-        )
-    })?;
-    Ok(Call {
-        method,
-        uri,
-        query,
-        body,
-    })
+impl FromRequest<Arc<PusherState>> for Call {
+    type Rejection = Refused;
+
+    /// Reads the parts a signature covers, the body within what the call may carry: up to 10
+    /// events of the app's size for `batch_events`, one for `events`, none elsewhere.
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &Arc<PusherState>,
+    ) -> Result<Self, Refused> {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path();
+        let events = if path.ends_with("/batch_events") {
+            MAX_BATCH_EVENTS
+        } else if path.ends_with("/events") {
+            1
+        } else {
+            0
+        };
+        let app = path
+            .strip_prefix("/apps/")
+            .and_then(|rest| rest.split('/').next());
+        let data = app
+            .and_then(|id| state.apps.by_id(id))
+            .map_or(0, |a| a.max_event_bytes);
+        // Data is JSON-escaped in the body: up to 6 bytes per byte (`\u00XX`).
+        let limit = data * 6 * events + BODY_OVERHEAD;
+        let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            Refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body exceeds {limit} bytes"),
+            )
+        })?;
+        Ok(Call {
+            method: parts.method,
+            query: parts.uri.query().map(str::to_string),
+            uri: parts.uri,
+            body,
+        })
+    }
 }
 
 /// Bytes a call's body may have beyond its events' data.
@@ -258,13 +277,8 @@ fn body_json<T: serde::de::DeserializeOwned>(call: &Call) -> Result<T, Refused> 
 async fn events(
     State(state): State<Arc<PusherState>>,
     Path(app): Path<String>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    body: Body,
+    call: Call,
 ) -> Result<Json<serde_json::Value>, Refused> {
-    let limit = max_body(&state, &app, 1);
-    let call = read_call(method, uri, query, body, limit).await?;
     let app = call.authenticate(&state, &app)?;
     let event: EventBody = body_json(&call)?;
     let (id, notify, except) = event.into_request(&app)?;
@@ -290,13 +304,8 @@ struct BatchBody {
 async fn batch_events(
     State(state): State<Arc<PusherState>>,
     Path(app): Path<String>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    body: Body,
+    call: Call,
 ) -> Result<Json<serde_json::Value>, Refused> {
-    let limit = max_body(&state, &app, MAX_BATCH_EVENTS);
-    let call = read_call(method, uri, query, body, limit).await?;
     let app = call.authenticate(&state, &app)?;
     let batch: BatchBody = body_json(&call)?;
     if !(1..=MAX_BATCH_EVENTS).contains(&batch.batch.len()) {
@@ -340,11 +349,8 @@ async fn batch_events(
 async fn channels(
     State(state): State<Arc<PusherState>>,
     Path(app): Path<String>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
+    call: Call,
 ) -> Result<Json<serde_json::Value>, Refused> {
-    let call = read_call(method, uri, query, Body::empty(), 0).await?;
     let app = call.authenticate(&state, &app)?;
     let prefix = call.param("filter_by_prefix").unwrap_or_default();
     let info = call.info();
@@ -426,11 +432,8 @@ fn herald_name(app: &PusherApp, channel: &str) -> Result<String, Refused> {
 async fn channel(
     State(state): State<Arc<PusherState>>,
     Path((app, channel)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
+    call: Call,
 ) -> Result<Json<serde_json::Value>, Refused> {
-    let call = read_call(method, uri, query, Body::empty(), 0).await?;
     let app = call.authenticate(&state, &app)?;
     let herald = herald_name(&app, &channel)?;
     let about = channel_about(&state, &herald).await?;
@@ -456,11 +459,8 @@ async fn channel(
 async fn users(
     State(state): State<Arc<PusherState>>,
     Path((app, channel)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
+    call: Call,
 ) -> Result<Json<serde_json::Value>, Refused> {
-    let call = read_call(method, uri, query, Body::empty(), 0).await?;
     let app = call.authenticate(&state, &app)?;
     if ChannelKind::of(&channel) != ChannelKind::Presence {
         return Err(bad_request("Users are only listed for presence channels"));
@@ -479,12 +479,8 @@ async fn users(
 async fn terminate_connections(
     State(state): State<Arc<PusherState>>,
     Path((app, user)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    body: Body,
+    call: Call,
 ) -> Result<Json<serde_json::Value>, Refused> {
-    let call = read_call(method, uri, query, body, BODY_OVERHEAD).await?;
     terminate(&state, &call, &app, &user).await
 }
 
@@ -492,12 +488,8 @@ async fn terminate_connections(
 async fn terminate_connections_by_key(
     State(state): State<Arc<PusherState>>,
     Path(user): Path<String>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    body: Body,
+    call: Call,
 ) -> Result<Json<serde_json::Value>, Refused> {
-    let call = read_call(method, uri, query, body, BODY_OVERHEAD).await?;
     let key = call.param("auth_key").unwrap_or_default();
     let Some(app) = state.apps.by_key(&key) else {
         return Err(Refused(StatusCode::UNAUTHORIZED, "Unknown auth_key".into()));
@@ -520,12 +512,4 @@ async fn terminate(
         })
         .await?;
     Ok(Json(json!({})))
-}
-
-/// The body limit of a call carrying up to `events` events of `app` (unknown apps get the
-/// overhead alone, then a 404).
-fn max_body(state: &PusherState, app: &str, events: usize) -> usize {
-    let data = state.apps.by_id(app).map_or(0, |a| a.max_event_bytes);
-    // Data is JSON-escaped in the body: up to 6 bytes per byte (`\u00XX`).
-    data * 6 * events + BODY_OVERHEAD
 }
