@@ -15,13 +15,14 @@ const APP_ID: &str = "4242";
 const KEY: &str = "pusher-test-key";
 const APP_SECRET: &str = "pusher-test-secret-0123";
 
-/// `herald serve` with one Pusher app (and `extra` TOML), and its config file's directory.
-fn serve_with_app(extra: &str) -> (Herald, tempfile::TempDir) {
+/// `herald serve` with one Pusher app (`app_extra` added to its table), and its config file's
+/// directory.
+fn serve_with_app(app_extra: &str) -> (Herald, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("herald.toml");
     let toml = format!(
-        "{extra}\n[[pusher_app]]\nid = \"{APP_ID}\"\nkey = \"{KEY}\"\nsecret = \"{APP_SECRET}\"\n\
-         max_event_bytes = 2048\nclient_events_per_sec = 3\n"
+        "[[pusher_app]]\nid = \"{APP_ID}\"\nkey = \"{KEY}\"\nsecret = \"{APP_SECRET}\"\n\
+         max_event_bytes = 2048\nclient_events_per_sec = 3\n{app_extra}\n"
     );
     std::fs::write(&config, toml).expect("write config");
     let herald = Herald::serve(None, &["--config", config.to_str().expect("utf-8 path")]);
@@ -413,4 +414,114 @@ async fn native_clients_cannot_reach_into_pusher_channels() {
     let event = pusher.expect("NATIVE").await;
     assert_eq!(event["channel"], "private-secrets");
     assert_eq!(data(&event), json!({"from": "rest"}));
+}
+
+/// Webhook POSTs as they arrived: the `X-Pusher-Key` and `X-Pusher-Signature` headers and the body.
+type Posts = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+async fn webhook_receiver() -> (Posts, String) {
+    let posts: Posts = Default::default();
+    let kept = posts.clone();
+    let app = axum::Router::new().route(
+        "/pusher",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    let post = (
+                        header("x-pusher-key"),
+                        header("x-pusher-signature"),
+                        String::from_utf8_lossy(&body).into_owned(),
+                    );
+                    kept.lock().expect("lock").push(post);
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/pusher", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (posts, url)
+}
+
+#[tokio::test]
+async fn webhooks_come_in_pushers_format_and_the_python_sdk_validates_them() {
+    let (posts, url) = webhook_receiver().await;
+    let (herald, _dir) = serve_with_app(&format!("webhook_url = \"{url}\""));
+    let mut ann = PusherWs::connect(&herald.base, KEY).await;
+    let channel_data = json!({"user_id": "ann"});
+    let auth = sdk(
+        &herald,
+        "authenticate",
+        json!({"channel": "presence-hooks", "socket_id": ann.socket_id, "custom_data": channel_data}),
+    );
+    let ok = ann.subscribe("presence-hooks", Some(auth)).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    let typing = json!({"event": "client-typing", "channel": "presence-hooks", "data": {"t": 1}});
+    ann.send(typing).await;
+    ann.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-hooks"}}))
+        .await;
+    ann.assert_quiet().await;
+
+    // Each POST checks out with the SDK; together they tell the whole story, in order.
+    let validated = || {
+        let posts = posts.lock().expect("lock").clone();
+        posts
+            .iter()
+            .flat_map(|(key, signature, body)| {
+                assert_eq!(key, KEY);
+                let args = json!({"key": key, "signature": signature, "body": body});
+                let hook = sdk(&herald, "validate_webhook", args);
+                assert!(hook.is_object(), "the SDK refused {body}: {hook}");
+                hook["events"].as_array().cloned().unwrap_or_default()
+            })
+            .collect::<Vec<Value>>()
+    };
+    let names = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let events = loop {
+        let events = validated();
+        if events.len() >= 5 || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        names(&events),
+        [
+            "channel_occupied",
+            "member_added",
+            "client_event",
+            "member_removed",
+            "channel_vacated"
+        ],
+        "{events:?}"
+    );
+    let client_event = &events[2];
+    assert_eq!(client_event["channel"], "presence-hooks");
+    assert_eq!(client_event["event"], "client-typing");
+    assert_eq!(client_event["data"], "{\"t\":1}");
+    assert_eq!(client_event["socket_id"], ann.socket_id.as_str());
+    assert_eq!(client_event["user_id"], "ann");
+
+    // A body changed on the way fails the SDK's check.
+    let (key, signature, body) = posts.lock().expect("lock")[0].clone();
+    let tampered =
+        json!({"key": key, "signature": signature, "body": body.replace("occupied", "vacated")});
+    assert_eq!(sdk(&herald, "validate_webhook", tampered), Value::Null);
 }

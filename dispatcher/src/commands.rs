@@ -79,8 +79,8 @@ pub(crate) async fn execute(
                 .left(&conn, &channel)
                 .await
                 .map_err(kv_down)?;
+            crate::pusher_members::left(shared, &conn, std::slice::from_ref(&channel)).await;
             crate::lifecycle::left(context, &conn.to_string(), &user, &channel).await;
-            crate::pusher_members::left(shared, &conn, &[channel]).await;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Closed {
@@ -107,8 +107,8 @@ pub(crate) async fn execute(
                 .closed(&conn_parsed, &user, &channels)
                 .await
                 .map_err(kv_down)?;
-            crate::lifecycle::disconnected(context, &conn, &user, &channels, &reason).await;
             crate::pusher_members::left(shared, &conn_parsed, &channels).await;
+            crate::lifecycle::disconnected(context, &conn, &user, &channels, &reason).await;
             Ok(CommandReply::Done)
         }
         GatewayCommand::Heartbeat {

@@ -31,6 +31,7 @@ calls = {
     "users_info": lambda a: client.users_info(a["channel"]),
     "terminate_user_connections": lambda a: client.terminate_user_connections(a["user"]),
     "send_to_user": lambda a: client.send_to_user(a["user"], a["event"], a["data"]),
+    "validate_webhook": lambda a: client.validate_webhook(a["key"], a["signature"], a["body"]),
 }
 try:
     print(json.dumps(calls[command](args)))
