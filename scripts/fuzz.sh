@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/ for SECONDS each (default 30): client frames, REST and
-# /push bodies, tokens, file-tail lines. Fails, naming the reproducer and the command that
+# /push bodies, tokens, file-tail lines, Pusher names. Fails, naming the reproducer and the command that
 # replays it, when a target panics, runs out of memory or hangs on an input.
 #
 #   scripts/fuzz.sh [SECONDS]
@@ -19,7 +19,7 @@ rss_mb="${HERALD_FUZZ_RSS_MB:-2048}"
 sanitizer="${HERALD_FUZZ_SANITIZER:-none}"
 cores="$(nproc 2>/dev/null || echo 1)"
 jobs="${HERALD_FUZZ_JOBS:-$((cores < 2 ? cores : 2))}"
-targets=(client_frame rest_body push_body token file_tail_line)
+targets=(client_frame rest_body push_body token file_tail_line pusher_names)
 
 # cargo-fuzz passes nightly-only flags to rustc; the stable toolchain accepts them with this.
 export RUSTC_BOOTSTRAP=1
