@@ -144,6 +144,8 @@ pub(crate) struct PusherSession {
     /// The signed-in user's id.
     user: Option<String>,
     client_events: PublishBucket,
+    /// Channels whose join got no answer in time: they may be in KV, so closing removes them.
+    unsure: std::collections::BTreeSet<String>,
 }
 
 /// A client frame: `{"event","channel"?,"data"?}`; `data` may be an object or a string of JSON.
@@ -186,6 +188,7 @@ impl PusherSession {
             subscriptions: HashMap::new(),
             user: None,
             client_events: PublishBucket::new(rate),
+            unsure: Default::default(),
         }
     }
 
@@ -327,10 +330,18 @@ impl PusherSession {
             Some(member) => member.user_id.clone(),
             None => self.user.clone().unwrap_or_else(|| self.socket_id.clone()),
         };
-        let members = self
+        let members = match self
             .record_join(shared, connection, &herald, &user, member)
             .await
-            .map_err(|e| (status_of(&e), "ServerError", e.message))?;
+        {
+            Ok(members) => members,
+            Err(e) => {
+                if e.code == ErrorCode::Unavailable {
+                    self.unsure.insert(herald);
+                }
+                return Err((status_of(&e), "ServerError", e.message));
+            }
+        };
         self.subscriptions
             .entry(channel.clone())
             .or_insert(Subscription { herald, user, kind });
@@ -597,6 +608,11 @@ impl PusherSession {
             .values()
             .map(|s| s.herald.clone())
             .collect();
+        let reported: Vec<String> = channels
+            .iter()
+            .chain(self.unsure.iter().filter(|u| !channels.contains(u)))
+            .cloned()
+            .collect();
         let user = self
             .user
             .as_ref()
@@ -611,13 +627,13 @@ impl PusherSession {
         if let Some(counted) = shared.metrics.pusher.get(&self.app.id) {
             counted.connections.dec();
         }
-        if shared.shutdown.is_cancelled() || channels.is_empty() {
+        if shared.shutdown.is_cancelled() || reported.is_empty() {
             return;
         }
         shared.close_reports.report(GatewayCommand::Closed {
             conn: connection.id_text.clone(),
             user: Some(self.socket_id),
-            channels,
+            channels: reported,
             reason: reason.to_string(),
         });
     }
