@@ -341,7 +341,11 @@ mod embedded {
             }
         }
         assert!(answers[..128].iter().all(|r| *r == true), "{answers:?}");
-        assert_eq!(answers.last(), Some(&json!(false)), "never refused: {answers:?}");
+        assert_eq!(
+            answers.last(),
+            Some(&json!(false)),
+            "never refused: {answers:?}"
+        );
     }
 
     /// Past `history_ttl_secs`, a position recovers nothing.

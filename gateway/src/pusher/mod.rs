@@ -6,19 +6,22 @@
 //! the app's Herald channel (see [`herald_core::pusher`]) under the connection's Pusher user:
 //! the presence member's `user_id`, else the signed-in user's id, else the `socket_id`.
 
-use crate::outbox::CloseReason;
+mod wire;
+
+pub(crate) use wire::{close_reason, error_frame, event_frames};
+use wire::{
+    data, member_of, status_of, text_frame, ClientFrame, SigninData, SubscribeData, UnsubscribeData,
+};
+
 use crate::publish::PublishBucket;
 use crate::registry::Connection;
 use crate::{session, Shared};
-use axum::extract::ws::Utf8Bytes;
 use herald_core::history::Target;
 use herald_core::messages::{CommandReply, GatewayCommand, NotifyRequest, Publisher};
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::pusher::{self, ChannelKind, Frame, Member, PusherApp};
 use herald_core::{ErrorCode, HeraldError};
-use serde::Deserialize;
 use serde_json::json;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -73,31 +76,6 @@ impl Refusal {
     }
 }
 
-/// A Herald close as a Pusher client understands it: 4200 reconnect at once (server going
-/// away), 4201 pong not received, 4100 over capacity (slow consumer: back off), 4009
-/// terminated by the backend; others as they are.
-pub(crate) fn close_reason(reason: CloseReason) -> CloseReason {
-    match reason {
-        CloseReason::GOING_AWAY => CloseReason {
-            code: 4200,
-            reason: "server shutting down: reconnect",
-        },
-        CloseReason::HEARTBEAT_TIMEOUT => CloseReason {
-            code: 4201,
-            reason: "pong reply not received",
-        },
-        CloseReason::SLOW_CONSUMER => CloseReason {
-            code: 4100,
-            reason: "over capacity: send queue full",
-        },
-        CloseReason::DISCONNECTED_BY_BACKEND => CloseReason {
-            code: 4009,
-            reason: "connection terminated by the backend",
-        },
-        other => other,
-    }
-}
-
 /// What is counted per Pusher app (label `app`).
 pub(crate) struct AppMetrics {
     connections: Arc<herald_core::metrics::Metric>,
@@ -146,36 +124,6 @@ pub(crate) struct PusherSession {
     client_events: PublishBucket,
     /// Channels whose join got no answer in time: they may be in KV, so closing removes them.
     unsure: std::collections::BTreeSet<String>,
-}
-
-/// A client frame: `{"event","channel"?,"data"?}`; `data` may be an object or a string of JSON.
-#[derive(Deserialize)]
-struct ClientFrame {
-    event: String,
-    #[serde(default)]
-    channel: Option<String>,
-    #[serde(default)]
-    data: Option<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-struct SubscribeData {
-    channel: String,
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    channel_data: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct UnsubscribeData {
-    channel: String,
-}
-
-#[derive(Deserialize)]
-struct SigninData {
-    auth: String,
-    user_data: String,
 }
 
 impl PusherSession {
@@ -637,75 +585,4 @@ impl PusherSession {
             reason: reason.to_string(),
         });
     }
-}
-
-/// A frame's `data` as `T`, whether sent as an object or as a string of JSON.
-fn data<T: serde::de::DeserializeOwned>(frame: &ClientFrame) -> Result<T, String> {
-    let Some(raw) = &frame.data else {
-        return Err(format!("{} needs `data`", frame.event));
-    };
-    let parsed = match serde_json::from_str::<String>(raw.get()) {
-        Ok(text) => serde_json::from_str(&text),
-        Err(_) => serde_json::from_str(raw.get()),
-    };
-    parsed.map_err(|e| format!("{}: malformed `data`: {e}", frame.event))
-}
-
-/// The presence member a `channel_data` names: `user_id` a string or a number.
-fn member_of(channel_data: &str) -> Result<Member, String> {
-    let value: serde_json::Value = serde_json::from_str(channel_data)
-        .map_err(|e| format!("`channel_data` is not JSON: {e}"))?;
-    let user_id = match &value["user_id"] {
-        serde_json::Value::String(id) if !id.is_empty() => id.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => return Err("`channel_data` needs a non-empty `user_id`".into()),
-    };
-    Ok(Member {
-        user_id,
-        user_info: value["user_info"].clone(),
-    })
-}
-
-fn status_of(error: &HeraldError) -> u16 {
-    match error.code {
-        ErrorCode::Forbidden => 403,
-        ErrorCode::BadRequest => 400,
-        ErrorCode::Unavailable => 503,
-        _ => 500,
-    }
-}
-
-/// A server frame whose `data` is `data_json` sent as a string, as Pusher sends them.
-fn text_frame(event: &str, channel: Option<&str>, data_json: &str) -> String {
-    let data = pusher::json_string(data_json);
-    Frame {
-        event,
-        channel,
-        data: &data,
-        user_id: None,
-    }
-    .encode()
-}
-
-/// `pusher:error`: `{"code","message"}` (code `null` when the connection goes on as usual).
-pub(crate) fn error_frame(code: Option<u16>, message: &str) -> String {
-    let data = serde_json::value::to_raw_value(&json!({"code": code, "message": message}))
-        .unwrap_or_else(|_| pusher::json_string(message));
-    Frame {
-        event: "pusher:error",
-        channel: None,
-        data: &data,
-        user_id: None,
-    }
-    .encode()
-}
-
-/// The frames a Pusher connection gets for an event that reached it through `channels`
-/// (Herald names), one per channel, as Pusher sends one per subscription.
-pub(crate) fn event_frames(channels: &[String], event: &str, payload: &RawValue) -> Vec<Utf8Bytes> {
-    channels
-        .iter()
-        .filter_map(|herald| pusher::pusher_channel(herald))
-        .map(|(_, channel)| Utf8Bytes::from(pusher::event_frame(&channel, event, payload)))
-        .collect()
 }
