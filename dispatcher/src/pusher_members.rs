@@ -56,7 +56,9 @@ pub(crate) async fn joined(
 pub(crate) async fn left(context: &Arc<Context>, conn: &ConnId, channels: &[String]) {
     for channel in channels.iter().filter(|c| is_presence(c)) {
         match context.presence.member_left(conn, channel).await {
-            Ok(Some(member)) => removed_if_gone(context, channel, &member.user_id).await,
+            Ok(Some(member)) => {
+                removed_if_gone(context, channel, &member.user_id, Some(conn)).await
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(%channel, error = %e, "could not forget a presence member");
@@ -80,16 +82,23 @@ pub(crate) async fn gateway_lost(context: &Arc<Context>, gateway: &str) {
         let key = (channel.as_str(), member.user_id.as_str());
         if !announced.contains(&key) {
             announced.push(key);
-            removed_if_gone(context, channel, &member.user_id).await;
+            removed_if_gone(context, channel, &member.user_id, None).await;
         }
     }
 }
 
-async fn removed_if_gone(context: &Arc<Context>, channel: &str, user_id: &str) {
+/// Announces `user_id` gone from `channel` if it is, to everyone but `leaving` (the connection
+/// that left, which its gateway may not have let go of yet).
+async fn removed_if_gone(
+    context: &Arc<Context>,
+    channel: &str,
+    user_id: &str,
+    leaving: Option<&ConnId>,
+) {
     match context.presence.member_gone(channel, user_id).await {
         Ok(true) => {
             let data = json!({ "user_id": user_id });
-            announce(context, channel, members::REMOVED, data, None).await;
+            announce(context, channel, members::REMOVED, data, leaving).await;
             crate::lifecycle::member(context, Kind::MemberRemoved, channel, user_id).await;
         }
         Ok(false) => {}

@@ -72,24 +72,19 @@ pub fn router(bus: Arc<dyn Bus>, config: RestConfig, metrics: &Metrics) -> axum:
         ),
     });
     let admin = state.config.admin;
-    let pusher_api = (!state.config.pusher_apps.is_empty()).then(|| {
-        crate::pusher::router(
-            state.requests.clone(),
-            state.config.pusher_apps.clone(),
-            metrics,
-        )
-    });
-    // A route layer sees the matched route's pattern.
-    let router = routes::router(state.clone())
+    let mut routes = routes::router(state.clone());
+    if !state.config.pusher_apps.is_empty() {
+        let apps = state.config.pusher_apps.clone();
+        routes = routes.merge(crate::pusher::router(state.requests.clone(), apps, metrics));
+    }
+    // A route layer sees the matched route's pattern. Failed Pusher signatures (401) count
+    // against the address like failed API keys.
+    let router = routes
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .layer(axum::middleware::from_fn_with_state(
             state,
             auth::limit_failures,
         ));
-    let router = match pusher_api {
-        Some(api) => router.merge(api),
-        None => router,
-    };
     if admin {
         router.merge(admin::router())
     } else {
