@@ -525,3 +525,37 @@ async fn webhooks_come_in_pushers_format_and_the_python_sdk_validates_them() {
         json!({"key": key, "signature": signature, "body": body.replace("occupied", "vacated")});
     assert_eq!(sdk(&herald, "validate_webhook", tampered), Value::Null);
 }
+
+#[tokio::test]
+async fn cache_channels_give_a_new_subscriber_the_last_event_or_a_cache_miss() {
+    let (herald, _dir) = serve_with_app("");
+    for n in 1..=2 {
+        let data = json!({"price": n});
+        sdk(
+            &herald,
+            "trigger",
+            json!({"channels": ["cache-prices"], "event": "tick", "data": data}),
+        );
+    }
+    let mut late = PusherWs::connect(&herald.base, KEY).await;
+    let ok = late.subscribe("cache-prices", None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    let cached = late.expect("tick").await;
+    assert_eq!(cached["channel"], "cache-prices");
+    assert_eq!(data(&cached), json!({"price": 2}));
+
+    let ok = late.subscribe("cache-empty", None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    let miss = late.expect("pusher:cache_miss").await;
+    assert_eq!(miss["channel"], "cache-empty");
+
+    // A plain channel keeps nothing: its subscriber gets neither.
+    sdk(
+        &herald,
+        "trigger",
+        json!({"channels": ["plain"], "event": "tick", "data": "x"}),
+    );
+    let ok = late.subscribe("plain", None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    late.assert_quiet().await;
+}

@@ -191,6 +191,20 @@ impl ChannelKind {
     }
 }
 
+/// Whether `channel` is a cache channel (`cache-`, `private-cache-`,
+/// `private-encrypted-cache-`, `presence-cache-`): a subscriber first gets its last event, or
+/// `pusher:cache_miss`.
+pub fn is_cache(channel: &str) -> bool {
+    [
+        "cache-",
+        "private-cache-",
+        "private-encrypted-cache-",
+        "presence-cache-",
+    ]
+    .iter()
+    .any(|prefix| channel.starts_with(prefix))
+}
+
 /// Whether `channel` is a Pusher channel name: 1–164 of `A-Za-z0-9_-=@,.;`, or a user channel.
 pub fn is_valid_channel(channel: &str) -> bool {
     let body = channel.strip_prefix(USER_CHANNEL_PREFIX).unwrap_or(channel);

@@ -74,6 +74,16 @@ describe("Pusher protocol", { skip: !!skip }, () => {
     assert.deepEqual(seen, [{ n: 1 }, { n: 2 }, { n: 3 }]);
   });
 
+  it("cache channels: a late subscriber gets the last event (kept in JetStream), an empty one pusher:cache_miss", async () => {
+    await sdk.trigger("cache-scores", "score", { home: 1 });
+    await sdk.trigger("cache-scores", "score", { home: 2 });
+    const late = open({});
+    const scores = late.subscribe("cache-scores");
+    assert.deepEqual(await next(scores, "score"), { home: 2 });
+    const empty = late.subscribe("cache-nothing-yet");
+    await next(empty, "pusher:cache_miss");
+  });
+
   it("private channels: the backend's signature admits, a refusal or a forged one is a subscription_error", async () => {
     const ann = open({ user: "ann" });
     const room = await subscribed(ann, "private-room");

@@ -73,20 +73,22 @@ pub const DEFAULT_SIZE: usize = 100;
 
 impl HistoryPolicy {
     /// What `target` keeps. A Pusher app's channel keeps nothing (Pusher's protocol cannot
-    /// ask for history; keeping it would only cost) unless a table whose pattern names Pusher
-    /// channels (`pusher:…`) says otherwise.
+    /// ask for history; keeping it would only cost), a cache channel its last event, unless a
+    /// table whose pattern names Pusher channels (`pusher:…`) says otherwise.
     pub fn retention(&self, target: &Target) -> Retention {
         let Target::Channel(channel) = target else {
             return self.default;
         };
-        let pusher = channel.starts_with(crate::pusher::NAMESPACE);
-        let default = match pusher {
-            true => Retention {
-                size: 0,
+        let pusher = crate::pusher::pusher_channel(channel);
+        let default = match &pusher {
+            // A cache channel keeps its last event, for its next subscriber.
+            Some((_, name)) => Retention {
+                size: usize::from(crate::pusher::is_cache(name)),
                 ttl: self.default.ttl,
             },
-            false => self.default,
+            None => self.default,
         };
+        let pusher = pusher.is_some();
         self.channels
             .iter()
             .filter(|t| !pusher || t.pattern.starts_with(crate::pusher::NAMESPACE))
@@ -158,10 +160,13 @@ mod tests {
             policy.default
         );
         assert_eq!(policy.widest().ttl.as_secs(), 3600);
-        // Pusher channels keep nothing, whatever `*` says, unless a `pusher:` table asks.
+        // Pusher channels keep nothing, whatever `*` says, unless a `pusher:` table asks; cache
+        // channels their last event.
         assert!(policy
             .retention(&Target::Channel("pusher:1:chat".into()))
             .is_off());
+        let cache = policy.retention(&Target::Channel("pusher:1:private-cache-x".into()));
+        assert_eq!(cache.size, 1);
         let asked = HistoryPolicy {
             channels: vec![ChannelRetention {
                 pattern: "pusher:1:*".into(),

@@ -17,7 +17,7 @@ use crate::publish::PublishBucket;
 use crate::registry::Connection;
 use crate::{session, Shared};
 use herald_core::history::Target;
-use herald_core::messages::{CommandReply, GatewayCommand, NotifyRequest, Publisher};
+use herald_core::messages::{CommandReply, GatewayCommand, NotifyRequest, Publisher, Query};
 use herald_core::protocol::notify::{Notify, Targets};
 use herald_core::pusher::{self, ChannelKind, Frame, Member, PusherApp};
 use herald_core::{ErrorCode, HeraldError};
@@ -182,7 +182,7 @@ impl PusherSession {
             "pusher:ping" => vec![text_frame("pusher:pong", None, "{}")],
             "pusher:pong" => Vec::new(),
             "pusher:subscribe" => match data::<SubscribeData>(&frame) {
-                Ok(data) => vec![self.subscribe(shared, connection, data).await],
+                Ok(data) => self.subscribe(shared, connection, data).await,
                 Err(message) => vec![error_frame(None, &message)],
             },
             "pusher:unsubscribe" => match data::<UnsubscribeData>(&frame) {
@@ -218,23 +218,52 @@ impl PusherSession {
         shared: &Shared,
         connection: &Arc<Connection>,
         data: SubscribeData,
-    ) -> String {
+    ) -> Vec<String> {
         let channel = data.channel.clone();
         match self.join(shared, connection, data).await {
-            Ok(succeeded) => succeeded,
+            Ok(succeeded) if pusher::is_cache(&channel) => {
+                vec![succeeded, self.cached(shared, &channel).await]
+            }
+            Ok(succeeded) => vec![succeeded],
             Err((status, kind, message)) => {
                 let data = json!({"type": kind, "error": message, "status": status});
                 let data = serde_json::value::to_raw_value(&data)
                     .unwrap_or_else(|_| pusher::json_string(&message));
-                Frame {
+                vec![Frame {
                     event: "pusher:subscription_error",
                     channel: Some(&channel),
                     data: &data,
                     user_id: None,
                 }
-                .encode()
+                .encode()]
             }
         }
+    }
+
+    /// A cache channel's last event, from its history, or `pusher:cache_miss` when it has none
+    /// (or history cannot be read now).
+    async fn cached(&self, shared: &Shared, channel: &str) -> String {
+        let last = match self.subscriptions.get(channel) {
+            Some(subscription) => {
+                let query = Query::History {
+                    target: Target::Channel(subscription.herald.clone()),
+                    since: None,
+                    limit: Some(1),
+                };
+                shared.requests.query(&query).await.ok()
+            }
+            None => None,
+        };
+        let event = last.as_ref().and_then(|answer| answer["events"].get(0));
+        let rendered = event.and_then(|event| {
+            let payload = serde_json::value::to_raw_value(&event["payload"]).ok()?;
+            Some(pusher::event_frame(
+                channel,
+                event["event"].as_str()?,
+                &payload,
+            ))
+        });
+        rendered.unwrap_or_else(|| text_frame("pusher:cache_miss", Some(channel), "{}"))
     }
 
     /// Subscribes, answering `subscription_succeeded`, or why not as (status, type, message).
