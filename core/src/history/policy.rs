@@ -96,10 +96,15 @@ impl HistoryPolicy {
             .map_or(default, |t| t.retention(self.default))
     }
 
-    /// The most any target keeps: what the store itself must keep.
+    /// The most any target keeps: what the store itself must keep (a Pusher cache channel's
+    /// last event included, whatever `history_size` says).
     pub fn widest(&self) -> Retention {
         let tables = self.channels.iter().map(|t| t.retention(self.default));
-        let all = std::iter::once(self.default).chain(tables);
+        let cache = Retention {
+            size: 1,
+            ttl: self.default.ttl,
+        };
+        let all = [self.default, cache].into_iter().chain(tables);
         all.fold(
             Retention {
                 size: 0,
