@@ -306,15 +306,7 @@ pub fn user_name(app: &str, id: &str) -> String {
 
 /// HMAC-SHA256 of `text` under `secret`, in lowercase hex: how Pusher signs everything.
 pub fn sign(secret: &str, text: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(text.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::signature::hmac_sha256_hex(secret.as_bytes(), text.as_bytes())
 }
 
 /// Whether `signature` is [`sign`] of `text`, compared in constant time.

@@ -27,16 +27,20 @@ pub const HEADER: &str = "X-Herald-Signature";
 
 /// The header value for `body` under `secret`: `sha256=<lowercase hex>`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hmac_sha256_hex(secret, body))
+}
+
+/// HMAC-SHA256 of `body` under `secret`, in lowercase hex (what Pusher's signatures are too).
+pub fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    let mut value = String::with_capacity(7 + 64);
-    value.push_str("sha256=");
+    let mut hex = String::with_capacity(64);
     for byte in digest {
-        value.push_str(&format!("{byte:02x}"));
+        hex.push_str(&format!("{byte:02x}"));
     }
-    value
+    hex
 }
 
 /// Whether `header` is the signature of `body` under `secret`, compared in constant time.
