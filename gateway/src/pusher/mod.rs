@@ -10,7 +10,8 @@ mod wire;
 
 pub(crate) use wire::{close_reason, error_frame, event_frames};
 use wire::{
-    data, member_of, status_of, text_frame, ClientFrame, SigninData, SubscribeData, UnsubscribeData,
+    data, member_of, refused, subscription_error, text_frame, ClientFrame, Refused, SigninData,
+    SubscribeData, UnsubscribeData,
 };
 
 use crate::publish::PublishBucket;
@@ -19,7 +20,7 @@ use crate::{session, Shared};
 use herald_core::history::Target;
 use herald_core::messages::{CommandReply, GatewayCommand, NotifyRequest, Publisher, Query};
 use herald_core::protocol::notify::{Notify, Targets};
-use herald_core::pusher::{self, ChannelKind, Frame, Member, PusherApp};
+use herald_core::pusher::{self, ChannelKind, Member, PusherApp};
 use herald_core::{ErrorCode, HeraldError};
 use serde_json::json;
 use std::collections::HashMap;
@@ -225,18 +226,7 @@ impl PusherSession {
                 vec![succeeded, self.cached(shared, &channel).await]
             }
             Ok(succeeded) => vec![succeeded],
-            Err((status, kind, message)) => {
-                let data = json!({"type": kind, "error": message, "status": status});
-                let data = serde_json::value::to_raw_value(&data)
-                    .unwrap_or_else(|_| pusher::json_string(&message));
-                vec![Frame {
-                    event: "pusher:subscription_error",
-                    channel: Some(&channel),
-                    data: &data,
-                    user_id: None,
-                }
-                .encode()]
-            }
+            Err(why) => vec![subscription_error(&channel, why)],
         }
     }
 
@@ -272,7 +262,7 @@ impl PusherSession {
         shared: &Shared,
         connection: &Arc<Connection>,
         data: SubscribeData,
-    ) -> Result<String, (u16, &'static str, String)> {
+    ) -> Result<String, Refused> {
         let channel = data.channel;
         let herald = pusher::herald_channel(&self.app.id, &channel)
             .map_err(|e| (400, "InvalidChannel", e))?;
@@ -316,7 +306,7 @@ impl PusherSession {
                 if e.code == ErrorCode::Unavailable {
                     self.unsure.insert(herald);
                 }
-                return Err((status_of(&e), "ServerError", e.message));
+                return Err(refused("ServerError", e));
             }
         };
         self.subscriptions
@@ -347,7 +337,7 @@ impl PusherSession {
         kind: ChannelKind,
         auth: &Option<String>,
         channel_data: &Option<String>,
-    ) -> Result<Option<Member>, (u16, &'static str, String)> {
+    ) -> Result<Option<Member>, Refused> {
         if !kind.needs_auth() {
             return Ok(None);
         }

@@ -4,7 +4,7 @@
 use crate::outbox::CloseReason;
 use axum::extract::ws::Utf8Bytes;
 use herald_core::pusher::{self, Frame, Member};
-use herald_core::{ErrorCode, HeraldError};
+use herald_core::HeraldError;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -91,15 +91,6 @@ pub(super) fn member_of(channel_data: &str) -> Result<Member, String> {
     })
 }
 
-pub(super) fn status_of(error: &HeraldError) -> u16 {
-    match error.code {
-        ErrorCode::Forbidden => 403,
-        ErrorCode::BadRequest => 400,
-        ErrorCode::Unavailable => 503,
-        _ => 500,
-    }
-}
-
 /// A server frame whose `data` is `data_json` sent as a string, as Pusher sends them.
 pub(super) fn text_frame(event: &str, channel: Option<&str>, data_json: &str) -> String {
     let data = pusher::json_string(data_json);
@@ -112,17 +103,43 @@ pub(super) fn text_frame(event: &str, channel: Option<&str>, data_json: &str) ->
     .encode()
 }
 
-/// `pusher:error`: `{"code","message"}` (code `null` when the connection goes on as usual).
-pub(crate) fn error_frame(code: Option<u16>, message: &str) -> String {
-    let data = serde_json::value::to_raw_value(&json!({"code": code, "message": message}))
-        .unwrap_or_else(|_| pusher::json_string(message));
+/// A server frame whose `data` is an object (errors are sent so).
+fn object_frame(event: &str, channel: Option<&str>, data: serde_json::Value) -> String {
+    let data = serde_json::value::to_raw_value(&data)
+        .unwrap_or_else(|_| unreachable!("a JSON value serializes"));
     Frame {
-        event: "pusher:error",
-        channel: None,
+        event,
+        channel,
         data: &data,
         user_id: None,
     }
     .encode()
+}
+
+/// `pusher:error`: `{"code","message"}` (code `null` when the connection goes on as usual).
+pub(crate) fn error_frame(code: Option<u16>, message: &str) -> String {
+    object_frame(
+        "pusher:error",
+        None,
+        json!({"code": code, "message": message}),
+    )
+}
+
+/// `pusher:subscription_error` on `channel`: `{"type","error","status"}`.
+pub(super) fn subscription_error(channel: &str, (status, kind, message): Refused) -> String {
+    object_frame(
+        "pusher:subscription_error",
+        Some(channel),
+        json!({"type": kind, "error": message, "status": status}),
+    )
+}
+
+/// Why a subscription is refused: its HTTP-like status, Pusher's error type, a message.
+pub(super) type Refused = (u16, &'static str, String);
+
+/// A refused subscription for a Herald error, under `kind`.
+pub(super) fn refused(kind: &'static str, error: HeraldError) -> Refused {
+    (error.code.http_status(), kind, error.message)
 }
 
 /// The frames a Pusher connection gets for an event that reached it through `channels`
