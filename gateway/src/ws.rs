@@ -163,33 +163,14 @@ async fn read(
             m = stream.next() => m,
         };
         match message {
-            Some(Ok(Message::Text(text))) if matches!(speaker, Speaker::Pusher(_)) => {
-                if let Speaker::Pusher(pusher) = speaker {
+            Some(Ok(Message::Text(text))) => match speaker {
+                Speaker::Pusher(pusher) => {
                     for reply in pusher.handle(shared, connection, text.as_str()).await {
                         delivery::queue(shared, connection, Utf8Bytes::from(reply));
                     }
                 }
-            }
-            Some(Ok(Message::Text(text))) => {
-                match session::handle_frame(shared, connection, text.as_str()).await {
-                    Handled::Reply(reply) => {
-                        delivery::queue(shared, connection, Utf8Bytes::from(reply));
-                    }
-                    Handled::Recovered(reply, replay) => {
-                        delivery::queue(shared, connection, Utf8Bytes::from(reply));
-                        drop(replay);
-                    }
-                    // The socket keeps reading while the backend works; the answer is queued
-                    // when it comes (unless the connection closed meanwhile).
-                    Handled::Call(call) => {
-                        let (shared, connection) = (shared.clone(), connection.clone());
-                        shared.clone().tracker.spawn(async move {
-                            let reply = call.await;
-                            delivery::queue(&shared, &connection, Utf8Bytes::from(reply));
-                        });
-                    }
-                }
-            }
+                Speaker::Herald => answer(shared, connection, text.as_str()).await,
+            },
             Some(Ok(Message::Binary(_))) => break UNSUPPORTED_DATA,
             Some(Ok(Message::Pong(_) | Message::Ping(_))) => connection.seen(),
             Some(Ok(Message::Close(_))) | None => break CloseReason::PEER_GONE,
@@ -200,6 +181,28 @@ async fn read(
         }
     };
     connection.outbox.close(reason);
+}
+
+/// Handles one client frame of Herald's protocol: queues its reply now, or when the backend
+/// answers an RPC (the socket keeps reading meanwhile).
+async fn answer(shared: &Arc<Shared>, connection: &Arc<Connection>, text: &str) {
+    match session::handle_frame(shared, connection, text).await {
+        Handled::Reply(reply) => {
+            delivery::queue(shared, connection, Utf8Bytes::from(reply));
+        }
+        Handled::Recovered(reply, replay) => {
+            delivery::queue(shared, connection, Utf8Bytes::from(reply));
+            drop(replay);
+        }
+        // The answer is queued when it comes (unless the connection closed meanwhile).
+        Handled::Call(call) => {
+            let (shared, connection) = (shared.clone(), connection.clone());
+            shared.clone().tracker.spawn(async move {
+                let reply = call.await;
+                delivery::queue(&shared, &connection, Utf8Bytes::from(reply));
+            });
+        }
+    }
 }
 
 /// The protocol speaks JSON text frames only (close 1003).
