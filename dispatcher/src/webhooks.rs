@@ -191,6 +191,14 @@ pub(crate) async fn run(
     }
 }
 
+/// One batch as it is POSTed.
+struct Post {
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+    /// Events in the body.
+    events: usize,
+}
+
 struct Sender<'a> {
     client: &'a reqwest::Client,
     hook: &'a WebhookConfig,
@@ -211,57 +219,70 @@ impl Sender<'_> {
             let wanted: Vec<LifecycleEvent> = batch
                 .into_iter()
                 .filter(|e| self.kinds.contains(&e.kind))
-                .filter(|e| match &self.hook.pusher {
-                    Some(app) => pusher_event(app, e).is_some(),
-                    None => true,
-                })
                 .collect();
-            if !wanted.is_empty() && !self.deliver(&wanted, reader.as_mut()).await {
-                // Shut down mid-retry: the batch goes back to the log unacknowledged.
-                return Ok(());
+            if let Some(post) = self.encode(&wanted) {
+                if !self.deliver(&post, reader.as_mut()).await {
+                    // Shut down mid-retry: the batch goes back to the log unacknowledged.
+                    return Ok(());
+                }
             }
             reader.acknowledge().await.map_err(|e| e.to_string())?;
         }
     }
 
-    /// POSTs one batch until a 2xx; false when shutdown came first.
-    async fn deliver(&self, events: &[LifecycleEvent], reader: &mut dyn EventReader) -> bool {
-        let (body, headers) = match &self.hook.pusher {
+    /// The POST of `events` in this webhook's format (Herald's, or a Pusher app's with only
+    /// that app's events); `None` when there is nothing to send.
+    fn encode(&self, events: &[LifecycleEvent]) -> Option<Post> {
+        match &self.hook.pusher {
             Some(app) => {
-                let events: Vec<_> = events.iter().filter_map(|e| pusher_event(app, e)).collect();
-                let body = serde_json::json!({ "time_ms": Delivery::now_ms(), "events": events });
-                let body = body.to_string().into_bytes();
-                let signature =
-                    herald_core::pusher::sign(&self.hook.secret, &String::from_utf8_lossy(&body));
-                let headers = [
-                    ("X-Pusher-Key", app.key.clone()),
-                    ("X-Pusher-Signature", signature),
-                ];
-                (body, headers.to_vec())
+                let said: Vec<_> = events.iter().filter_map(|e| pusher_event(app, e)).collect();
+                if said.is_empty() {
+                    return None;
+                }
+                let body = serde_json::json!({ "time_ms": Delivery::now_ms(), "events": said });
+                let body = body.to_string();
+                let signature = herald_core::pusher::sign(&self.hook.secret, &body);
+                Some(Post {
+                    events: said.len(),
+                    body: body.into_bytes(),
+                    headers: vec![
+                        ("X-Pusher-Key", app.key.clone()),
+                        ("X-Pusher-Signature", signature),
+                    ],
+                })
             }
+            None if events.is_empty() => None,
             None => {
                 let body = serde_json::json!({ "events": events })
                     .to_string()
                     .into_bytes();
                 let signature = signature::sign(self.hook.secret.as_bytes(), &body);
-                (body, vec![(signature::HEADER, signature)])
+                Some(Post {
+                    events: events.len(),
+                    body,
+                    headers: vec![(signature::HEADER, signature)],
+                })
             }
-        };
+        }
+    }
+
+    /// POSTs one batch until a 2xx; false when shutdown came first.
+    async fn deliver(&self, post: &Post, reader: &mut dyn EventReader) -> bool {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let mut post = self
+            let mut request = self
                 .client
                 .post(&self.hook.url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json");
-            for (name, value) in &headers {
-                post = post.header(*name, value);
+            for (name, value) in &post.headers {
+                request = request.header(*name, value);
             }
-            let sent = post.body(body.clone()).send().await;
+            let sent = request.body(post.body.clone()).send().await;
             let failure = match sent {
                 Ok(response) if response.status().is_success() => {
-                    self.metrics.delivered.add(events.len() as i64);
+                    self.metrics.delivered.add(post.events as i64);
                     if attempt > 1 {
                         tracing::info!(url = %self.hook.url, attempt, "webhook delivered after retrying");
                     }
@@ -273,7 +294,7 @@ impl Sender<'_> {
             self.metrics.failures.inc();
             // Loud on the first failure, then every 8th attempt (about every 40 s once capped).
             if attempt == 1 || attempt.is_multiple_of(8) {
-                tracing::warn!(url = %self.hook.url, attempt, events = events.len(), %failure, "webhook delivery failed; retrying");
+                tracing::warn!(url = %self.hook.url, attempt, events = post.events, %failure, "webhook delivery failed; retrying");
             }
             let _ = reader.still_working().await;
             if !pause(self.shutdown, &mut backoff).await {
