@@ -84,19 +84,21 @@ pub(crate) fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]
             || delivery.except.as_deref() == Some(connection.id_text.as_str())
     };
     for group in shared.registry.resolve(&delivery.targets) {
-        // Pusher connections get Pusher frames, one per channel, made once per group.
-        let mut pusher_frames: Option<Vec<Utf8Bytes>> = None;
-        let pos = delivery.pos.for_via(&group.via);
-        let bytes = encode_event(
-            delivery.id,
-            delivery.event,
-            delivery.payload,
-            (&group.via, &pos),
-            from.map(|from| from.user.as_str()),
-        );
-        let Ok(frame) = Utf8Bytes::try_from(bytes) else {
-            continue;
+        // Each kind of frame is made once per group, when a connection of the group first
+        // needs it: Herald frames, and Pusher frames (one per channel).
+        let herald_frame = || {
+            let pos = delivery.pos.for_via(&group.via);
+            let bytes = encode_event(
+                delivery.id,
+                delivery.event,
+                delivery.payload,
+                (&group.via, &pos),
+                from.map(|from| from.user.as_str()),
+            );
+            Utf8Bytes::try_from(bytes).ok()
         };
+        let mut herald_frames: Option<Option<Utf8Bytes>> = None;
+        let mut pusher_frames: Option<Vec<Utf8Bytes>> = None;
         for connection in group.connections {
             if skipped(&connection) {
                 continue;
@@ -119,6 +121,9 @@ pub(crate) fn deliver(shared: &Shared, recent: &mut RecentEvents, payload: &[u8]
                 }
                 continue;
             }
+            let Some(frame) = herald_frames.get_or_insert_with(herald_frame).clone() else {
+                continue;
+            };
             let offer = if connection.recovery.is_active() {
                 let event = Held {
                     id: delivery.id.to_string(),
